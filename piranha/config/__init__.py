@@ -1,0 +1,59 @@
+"""lvs.cf: load (text -> frozen ``Cluster``, every error located) and render (``Cluster`` -> text).
+
+    result = loads(text, "lvs.cf")      # raises ConfigErrors listing every problem
+    result.cluster, result.warnings
+    render(result.cluster)             # canonical lvs.cf in the layout Piranha's GUI wrote
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from piranha.config.build import Builder
+from piranha.config.lexer import tokenize
+from piranha.config.parser import parse
+from piranha.config.render import render
+from piranha.config.values import Context, Resolver, SystemResolver
+from piranha.errors import ConfigError, ConfigErrors
+from piranha.model import Cluster
+
+__all__ = ["DEFAULT_PATH", "LoadResult", "Resolver", "SystemResolver", "load", "loads", "render"]
+
+DEFAULT_PATH = "/etc/sysconfig/ha/lvs.cf"
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """A loaded configuration and the warnings about it."""
+
+    cluster: Cluster
+    warnings: tuple[ConfigError, ...] = ()
+
+
+def loads(text: str | bytes, filename: str = "lvs.cf",
+          resolver: Resolver | None = None) -> LoadResult:
+    """Parse and validate lvs.cf ``text``; raise ``ConfigErrors`` with every error found."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "surrogateescape")
+    if text == "":
+        raise ConfigErrors([ConfigError(filename, 0, 0, "empty configuration file")])
+    lines, errors = tokenize(text, filename)
+    root, syntax_errors = parse(lines, filename)
+    builder = Builder(filename, Context(resolver or SystemResolver()))
+    cluster = builder.cluster(root)
+    errors = errors + syntax_errors + builder.errors
+    warnings = sorted(builder.warnings, key=lambda w: (w.line, w.column))
+    if errors:
+        raise ConfigErrors(sorted(errors, key=lambda e: (e.line, e.column)), warnings)
+    return LoadResult(cluster, tuple(warnings))
+
+
+def load(path: str = DEFAULT_PATH, resolver: Resolver | None = None) -> LoadResult:
+    """Read and load the file at ``path``; an unreadable file is a ``ConfigErrors`` too."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ConfigErrors([ConfigError(path, 0, 0, f"cannot read file: {exc.strerror}")]) \
+            from None
+    return loads(data, path, resolver)
