@@ -41,3 +41,17 @@ class ConfigErrors(PiranhaError):
 
 def _position(e: ConfigError) -> tuple[int, int]:
     return (e.line, e.column)
+
+
+class KernelError(PiranhaError):
+    """A kernel operation failed: ``op`` is the operation, ``errno`` the kernel's error."""
+
+    def __init__(self, op: object, errno: int, message: str):
+        self.op = op
+        self.errno = errno
+        self.message = message
+        super().__init__(f"{type(op).__name__}: {message}")
+
+
+class IpvsUnavailable(PiranhaError):
+    """The kernel has no IPVS (module not loaded or not built)."""

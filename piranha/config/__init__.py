@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 from piranha.config.build import Builder
 from piranha.config.lexer import tokenize
@@ -20,6 +21,8 @@ from piranha.model import Cluster
 __all__ = ["DEFAULT_PATH", "LoadResult", "Resolver", "SystemResolver", "load", "loads", "render"]
 
 DEFAULT_PATH = "/etc/sysconfig/ha/lvs.cf"
+#: characters escaped in messages so that a report can always be printed
+_UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f\udc80-\udcff]")
 
 
 @dataclass(frozen=True)
@@ -41,11 +44,25 @@ def loads(text: str | bytes, filename: str = "lvs.cf",
     root, syntax_errors = parse(lines, filename)
     builder = Builder(filename, Context(resolver or SystemResolver()))
     cluster = builder.cluster(root)
-    errors = errors + syntax_errors + builder.errors
-    warnings = sorted(builder.warnings, key=lambda w: (w.line, w.column))
+    errors = [_printable(e) for e in errors + syntax_errors + builder.errors]
+    warnings = sorted(map(_printable, builder.warnings), key=lambda w: (w.line, w.column))
     if errors:
         raise ConfigErrors(sorted(errors, key=lambda e: (e.line, e.column)), warnings)
     return LoadResult(cluster, tuple(warnings))
+
+
+def _printable(error: ConfigError) -> ConfigError:
+    """``error`` with control characters and undecodable bytes of its message escaped."""
+    if not _UNPRINTABLE.search(error.message):
+        return error
+    return replace(error, message=_UNPRINTABLE.sub(_escape, error.message))
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if "\udc80" <= char <= "\udcff":
+        return f"\\x{ord(char) - 0xdc00:02x}"  # the byte surrogateescape stood for
+    return f"\\x{ord(char):02x}"
 
 
 def load(path: str = DEFAULT_PATH, resolver: Resolver | None = None) -> LoadResult:

@@ -36,9 +36,17 @@ class Section:
     """The converted keys of one block, with the location of each."""
 
     values: dict[str, Any] = field(default_factory=dict)
+    #: the key token and the first value token of each converted key
     where: dict[str, Token] = field(default_factory=dict)
+    value_at: dict[str, Token] = field(default_factory=dict)
+    #: keys that were given but whose value is invalid (already reported)
+    failed: set[str] = field(default_factory=set)
     header: Token | None = None
     name: str = ""
+
+    def missing(self, key: str) -> bool:
+        """True when ``key`` was not given at all (not merely given with a bad value)."""
+        return key not in self.values and key not in self.failed
 
 
 class Builder:
@@ -75,12 +83,17 @@ class Builder:
         if key is None:
             self._unknown(item.key, kind, table)
             return
+        section.values.pop(name, None)
+        if item.broken:
+            section.failed.add(name)
+            return
         before = len(self.ctx.warnings)
         try:
-            tokens = item.values if key.arity != "one" else (single(item.values, name),)
+            tokens = item.values if key.arity != "one" else (single(item.values),)
             value = key.convert(tokens, self.ctx)
         except Invalid as bad:
             self.error(bad.token, f"{name}: {bad.message}")
+            section.failed.add(name)
             return
         finally:
             for token, message in self.ctx.warnings[before:]:
@@ -97,17 +110,20 @@ class Builder:
         else:
             section.values[name] = value
             section.where[name] = item.key
+            section.value_at[name] = item.values[0]
+            section.failed.discard(name)
 
     def _unknown(self, token: Token, kind: str | None, table: dict[str, schema.Key]) -> None:
         where = f"a {kind} block" if kind else "the global section"
+        places = [k for k, t in schema.TABLES.items()
+                  if token.text in t and t[token.text].use in _REAL_USES]
         hint = difflib.get_close_matches(token.text, table, n=1)
-        if hint:
+        if places:
+            self.error(token, f"keyword '{token.text}' is not allowed in {where} "
+                       f"(it belongs in {_places(places)})")
+        elif hint:
             self.error(token, f"unknown keyword '{token.text}' in {where} "
                        f"(did you mean '{hint[0]}'?)")
-        elif any(token.text in t for t in schema.TABLES.values()):
-            places = [k or "global" for k, t in schema.TABLES.items() if token.text in t]
-            self.error(token, f"keyword '{token.text}' is not allowed in {where} "
-                       f"(it belongs in: {', '.join(places)})")
         else:
             self.error(token, f"unknown keyword '{token.text}' in {where}")
 
@@ -167,27 +183,35 @@ class Builder:
         if sec.values.get("persistent", 0) < 0:
             self.warn(sec.where["persistent"], "persistent: a negative value means no "
                       "persistence; read as 0")
-        if vs.pmask is not None and vs.persistent == 0:
+        if vs.pmask is not None and vs.persistent == 0 and "persistent" not in sec.failed:
             self.error(sec.where["pmask"], "pmask: only meaningful with persistent > 0; "
                        "set persistent or remove pmask")
         if vs.address is None or is_unset(vs.address.ip):
-            if vs.active:
-                self.error(here, f"virtual '{vs.name}' is active but has no address "
-                           "(expected 'address = IP DEVICE')")
+            if vs.active and "address" not in sec.failed:
+                self._no_address(f"virtual '{vs.name}'", sec, "address = IP DEVICE")
         else:
             self._check_family(vs, sec)
         if vs.port == 0 and vs.fwmark == 0:
-            self.error(sec.where.get("port", here), f"virtual '{vs.name}' has neither a port "
-                       "nor a fwmark")
+            self.error(sec.value_at.get("port", here), f"virtual '{vs.name}' has port 0 and no "
+                       "fwmark (expected a port 1..65535 or a fwmark)")
         if vs.use_regex and vs.expect is not None and vs.send_program is None:
             try:
                 re.compile(vs.expect.encode("utf-8", "surrogateescape"))
             except re.error as exc:
-                self.error(sec.where["expect"], f"expect: not a valid regular expression "
+                self.error(sec.value_at["expect"], f"expect: not a valid regular expression "
                            f"({exc}), found '{vs.expect}'")
         if vs.send_program is not None and vs.send is not None:
             self.warn(sec.where["send"], "send: ignored because send_program is set")
         self._check_servers(vs, servers, network)
+
+    def _no_address(self, what: str, sec: Section, expected: str) -> None:
+        if "address" in sec.values:
+            self.error(sec.value_at["address"], f"{what} is active but its address is "
+                       "unset (0.0.0.0)")
+        else:
+            assert sec.header is not None
+            self.error(sec.header, f"{what} is active but has no address "
+                       f"(expected '{expected}')")
 
     def _check_family(self, vs: VirtualServer, sec: Section) -> None:
         assert vs.address is not None
@@ -196,10 +220,10 @@ class Builder:
         for key in ("vip_nmask", "pmask"):
             value = getattr(vs, key)
             if value is not None and value > limit:
-                self.error(sec.where[key], f"{key}: expected a prefix length 0..{limit} for "
+                self.error(sec.value_at[key], f"{key}: expected a prefix length 0..{limit} for "
                            f"IPv{family} address {vs.address.ip}, found {value}")
         if vs.sorry_server is not None and vs.sorry_server.version != family:
-            self.error(sec.where["sorry_server"], f"sorry_server: expected an IPv{family} "
+            self.error(sec.value_at["sorry_server"], f"sorry_server: expected an IPv{family} "
                        f"address like the virtual's, found {vs.sorry_server}")
 
     def _check_servers(self, vs: VirtualServer, servers: list[tuple[RealServer, Section]],
@@ -213,41 +237,46 @@ class Builder:
                 self.error(here, f"server '{rs.name}' is defined twice in virtual "
                            f"'{vs.name}' (first at line {names[rs.name].line})")
             names.setdefault(rs.name, here)
-            if rs.port == 0 and vs.fwmark == 0:
-                self.error(sec.where.get("port", here), f"server '{rs.name}': port 0 is only "
+            if rs.port == 0 and vs.fwmark == 0 and "port" in sec.values:
+                self.error(sec.value_at["port"], f"server '{rs.name}': port 0 is only "
                            "allowed in a fwmark virtual")
             if rs.address is None:
-                if rs.active:
-                    self.error(here, f"server '{rs.name}' is active but has no address")
+                if rs.active and "address" not in sec.failed:
+                    self._no_address(f"server '{rs.name}'", sec, "address = IP")
                 continue
             vip = vs.address.ip if vs.address is not None else None
             if vip is not None and not is_unset(vip) and vip.version != rs.address.version \
                     and network is not Network.TUNNEL:
-                self.error(sec.where["address"], f"address: expected an IPv{vip.version} "
+                self.error(sec.value_at["address"], f"address: expected an IPv{vip.version} "
                            f"address like the virtual's, found {rs.address}")
             if rs.active:
                 endpoint = (rs.address, rs.port)
                 if endpoint in endpoints:
-                    self.error(sec.where["address"], f"server '{rs.name}' has the same "
-                               f"address and port as server '{endpoints[endpoint]}'")
+                    self.error(sec.value_at["address"], f"server '{rs.name}' has the same "
+                               f"address and port ({_endpoint(*endpoint)}) as server "
+                               f"'{endpoints[endpoint]}'")
                 endpoints.setdefault(endpoint, rs.name)
             if "port" not in sec.values and vs.port != rs.port:
                 self.warn(here, f"server '{rs.name}' uses port {rs.port}, the virtual's port "
                           "when the server block was read (a later 'port' line does not "
                           "apply to it)")
 
-    def failover(self, block: Block) -> FailoverService:
-        """A legacy failover service."""
+    def failover(self, block: Block, fos: bool) -> FailoverService:
+        """A legacy failover service (``fos``: service = fos, so it must be runnable)."""
         f = self.read_section(block, "failover")
         for item in block.items:
             if isinstance(item, Block) and item.kind is not None:
-                self.error(item.kind, "server blocks are not allowed in a failover block")
+                self.error(item.kind, f"{item.describe()} is not allowed in failover "
+                           f"'{f.name}' (real servers belong in virtual blocks)")
         values = dict(f.values)
         values["protocol"] = Protocol(values.get("protocol", "tcp"))
         service = FailoverService(name=f.name, **values)
-        if service.active and service.address is None:
-            assert f.header is not None
+        assert f.header is not None
+        if service.active and f.missing("address"):
             self.error(f.header, f"failover '{service.name}' is active but has no address")
+        for key in ("start_cmd", "stop_cmd"):
+            if fos and service.active and f.missing(key):
+                self.error(f.header, f"failover '{service.name}' is active but has no {key}")
         return service
 
     def cluster(self, root: Block) -> Cluster:
@@ -260,7 +289,7 @@ class Builder:
             if isinstance(item, Block) and item.kind_text == "virtual":
                 virtuals.append((self.virtual(item, network), item))
             elif isinstance(item, Block) and item.kind_text == "failover":
-                failovers.append((self.failover(item), item))
+                failovers.append((self.failover(item, values.get("service") == "fos"), item))
         self._globals(values, g)
         self._duplicates(virtuals, failovers)
         cluster = Cluster(virtuals=tuple(v for v, _ in virtuals),
@@ -273,8 +302,9 @@ class Builder:
         values["network"] = Network(values.get("network", "nat"))
         for key in ("primary", "primary_private", "backup_private"):
             if key in values and is_unset(values[key]):
-                self.error(g.where[key], f"{key}: expected this director's address, found "
+                self.error(g.value_at[key], f"{key}: expected this director's address, found "
                            f"{values[key]}")
+        self._check_nat_nmask(values, g)
         if "backup" in values and is_unset(values["backup"]):
             values["backup"] = None
         if "primary_private" not in values:
@@ -284,17 +314,27 @@ class Builder:
                           "primary_private is not set (the public addresses are used)")
             values["primary_private"] = values.get("primary")
             values["backup_private"] = values.get("backup")
-        if values.get("backup_active") and values.get("backup") is None:
+        if values.get("backup_active") and values.get("backup") is None \
+                and "backup" not in g.failed:
             self.warn(g.where["backup_active"], "backup_active = 1 but no backup address is "
                       "set; running without a backup director")
             values["backup_active"] = False
 
+    def _check_nat_nmask(self, values: dict[str, Any], g: Section) -> None:
+        router = values.get("nat_router")
+        family = router.ip.version if router is not None else 4
+        limit = 32 if family == 4 else 128
+        prefix = values.get("nat_nmask")
+        if prefix is not None and prefix > limit:
+            self.error(g.value_at["nat_nmask"], f"nat_nmask: expected a prefix length "
+                       f"0..{limit} for IPv{family} nat_router, found {prefix}")
+
     def _check_cluster(self, c: Cluster, g: Section,
                        failovers: list[tuple[FailoverService, Block]]) -> None:
         top = Token("", 1, 1)
-        if c.primary is None:
+        if c.primary is None and g.missing("primary"):
             self.error(top, "missing 'primary = IP' (the primary director's address)")
-        if c.backup_active and "primary_private" in g.values and c.backup_private is None:
+        if c.backup_active and "primary_private" in g.values and g.missing("backup_private"):
             self.error(g.where["primary_private"], "primary_private is set but "
                        "backup_private is not (the backup needs its own private address)")
         if c.deadtime <= c.keepalive:
@@ -305,15 +345,8 @@ class Builder:
         if c.service is ServiceType.LVS and not c.active_virtuals():
             self.warn(top, "no active virtual service: pulse and lvsd will have nothing "
                       "to run")
-        if c.service is ServiceType.FOS:
-            for fos, block in failovers:
-                for key in ("start_cmd", "stop_cmd"):
-                    if fos.active and getattr(fos, key) is None:
-                        assert block.kind is not None
-                        self.error(block.kind, f"failover '{fos.name}' is active but has "
-                                   f"no {key}")
-            if not any(f.active for f, _ in failovers):
-                self.warn(top, "service = fos but no active failover service")
+        if c.service is ServiceType.FOS and not any(f.active for f, _ in failovers):
+            self.warn(top, "service = fos but no active failover service")
 
     def _duplicates(self, virtuals: list[tuple[VirtualServer, Block]],
                     failovers: list[tuple[FailoverService, Block]]) -> None:
@@ -341,6 +374,20 @@ class Builder:
                 self.error(block.kind, f"virtual '{vs.name}' uses the same service ({what}) "
                            f"as active virtual '{services[key2]}'")
             services.setdefault(key2, vs.name)
+
+
+#: keyword uses that make a keyword "belong" to a block kind (for the wrong-block message)
+_REAL_USES = (schema.Use.STORE, schema.Use.LEGACY)
+
+
+def _places(kinds: list[str | None]) -> str:
+    """``the global section``, ``virtual or server blocks``, or both joined by "or"."""
+    blocks = [k for k in kinds if k is not None]
+    parts = ["the global section"] if None in kinds else []
+    if blocks:
+        listed = ", ".join(blocks[:-1]) + (" or " if len(blocks) > 1 else "") + blocks[-1]
+        parts.append(f"{listed} blocks")
+    return " or ".join(parts)
 
 
 def _endpoint(ip: Any, port: int) -> str:

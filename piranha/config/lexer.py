@@ -6,6 +6,8 @@ Rules (Piranha 0.8.6's ``lvsconfig.c``, with the fixes listed in the README):
 - extension: an unquoted token starting with ``#`` starts a trailing comment;
 - a token that starts with ``"`` or ``'`` runs to the next same quote that is followed by a blank
   or the end of the line; the quotes are removed (no escapes: backslashes are nanny's business).
+  A quote that is never closed is an error; the line is kept, marked ``broken``, with the rest of
+  the line as its last token, so that the parser can recover without follow-on errors.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class Line:
 
     number: int
     tokens: tuple[Token, ...]
+    #: True when the line has an unterminated quote (already reported by the lexer)
+    broken: bool = False
 
 
 def split_lines(text: str) -> list[str]:
@@ -54,8 +58,8 @@ def tokenize(text: str, filename: str) -> tuple[list[Line], list[ConfigError]]:
         tokens, error = _tokenize_line(raw, number)
         if error is not None:
             errors.append(ConfigError(filename, number, error[0], error[1]))
-        elif tokens:
-            lines.append(Line(number, tuple(tokens)))
+        if tokens:
+            lines.append(Line(number, tuple(tokens), broken=error is not None))
     return lines, errors
 
 
@@ -71,13 +75,22 @@ def _tokenize_line(raw: str, number: int) -> tuple[list[Token], tuple[int, str] 
         if raw[i] in QUOTES:
             end = _closing_quote(raw, i)
             if end < 0:
-                return tokens, (start + 1, f"missing closing {raw[i]} for the quote opened here")
+                tokens.append(Token(raw[i + 1 :], number, start + 1, raw[i]))
+                return tokens, (start + 1, _unterminated(raw, i))
             tokens.append(Token(raw[i + 1 : end], number, start + 1, raw[i]))
             i = end + 1
         else:
             while i < n and raw[i] not in BLANKS:
                 i += 1
             tokens.append(Token(raw[start:i], number, start + 1))
+
+
+def _unterminated(raw: str, opening: int) -> str:
+    quote = raw[opening]
+    message = f"missing closing {quote} for the quote opened here"
+    if raw.find(quote, opening + 1) >= 0:
+        message += f" (a closing {quote} must be followed by a blank or the end of the line)"
+    return message
 
 
 def _closing_quote(raw: str, opening: int) -> int:

@@ -69,7 +69,7 @@ def render(cluster: Cluster) -> str:
             continue
         lines.append(f"{key} = {_format(key, value, _family(cluster.nat_router))}")
     for fos in cluster.failovers:
-        lines.append(f"failover {fos.name} {{")
+        lines.append(f"failover {_name(fos.name)} {{")
         lines += _block(fos, FAILOVER_ORDER, FailoverService(fos.name), "     ")
         lines.append("}")
     for vs in cluster.virtuals:

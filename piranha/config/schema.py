@@ -53,7 +53,7 @@ GLOBAL: dict[str, Key] = {
     "backup_private": HOST,
     "backup_shared": WORD,
     "heartbeat": BOOL,
-    "heartbeat_port": Key(v.service_port),
+    "heartbeat_port": Key(v.heartbeat_port),
     "keepalive": Key(v.seconds(0, inclusive=False)),
     "deadtime": Key(v.seconds(0, inclusive=False)),
     "network": Key(v.choice(("nat", "direct", "tunnel"))),

@@ -16,7 +16,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any, Protocol
 
 from piranha.config.lexer import Token
-from piranha.model import IPAddress, InterfaceAddress
+from piranha.model import InterfaceAddress, IPAddress
 
 
 class Invalid(Exception):
@@ -81,10 +81,10 @@ _DEVICE = re.compile(r"[A-Za-z0-9_.@:-]{1,15}")
 UINT32_MAX = 2**32 - 1
 
 
-def single(tokens: tuple[Token, ...], key: str) -> Token:
-    """The one value token of ``key``; more is an error."""
+def single(tokens: tuple[Token, ...]) -> Token:
+    """The one value token of an assignment; more is an error."""
     if len(tokens) > 1:
-        raise Invalid(tokens[1], f"unexpected '{tokens[1].text}' after the value of '{key}' "
+        raise Invalid(tokens[1], f"unexpected '{tokens[1].text}' after the value "
                       "(expected end of line; quote a value that contains blanks)")
     return tokens[0]
 
@@ -165,10 +165,12 @@ def text(tokens: tuple[Token, ...], ctx: Context) -> str:
     """Free text (quoted when it has blanks); no NUL or control characters but tab."""
     token = tokens[0]
     for offset, char in enumerate(token.text):
-        if (ord(char) < 32 and char != "\t") or char == "\x7f" or "\udc80" <= char <= "\udcff":
-            raise Invalid(Token(token.text, token.line, token.column + offset),
-                          f"expected printable text, found the control or non-UTF-8 "
-                          f"character {char!r}")
+        where = Token(token.text, token.line, token.column + offset + (1 if token.quote else 0))
+        if "\udc80" <= char <= "\udcff":
+            raise Invalid(where, f"expected UTF-8 text, found the byte 0x{ord(char) - 0xdc00:02x}")
+        if (ord(char) < 32 and char != "\t") or char == "\x7f":
+            raise Invalid(where, f"expected printable text, found the control character "
+                          f"{char!r}")
     return token.text
 
 
@@ -213,7 +215,8 @@ def _literal_ip(token: Token, ctx: Context) -> IPAddress | None:
             value = IPv4Address(socket.inet_aton(token.text))
         except OSError:
             return None
-        ctx.warn(token, f"'{token.text}' is not a dotted quad; read as {value} (inet_aton)")
+        ctx.warn(token, f"'{token.text}' is not a plain dotted quad; read as {value} "
+                 "(inet_aton)")
         return value
     return None
 
@@ -223,7 +226,9 @@ def ip(tokens: tuple[Token, ...], ctx: Context) -> IPAddress:
     token = tokens[0]
     value = _literal_ip(token, ctx)
     if value is None:
-        raise Invalid(token, f"expected an IP address, found '{token.text}'")
+        hint = " (host names are not allowed here)" if _HOSTNAME.fullmatch(token.text) \
+            and not _INET_ATON.fullmatch(token.text) else ""
+        raise Invalid(token, f"expected an IP address{hint}, found '{token.text}'")
     return value
 
 
@@ -245,8 +250,11 @@ def host(tokens: tuple[Token, ...], ctx: Context) -> IPAddress:
 def interface_address(tokens: tuple[Token, ...], ctx: Context) -> InterfaceAddress:
     """``IP DEV``: an address and the interface (alias) it goes on."""
     if len(tokens) < 2:
-        raise Invalid(tokens[0], f"expected 'IP DEVICE' (e.g. '{tokens[0].text} eth0:1'), "
-                      "found no device")
+        ip_token = tokens[0]
+        end = Token("", ip_token.line, ip_token.column + len(ip_token.text)
+                    + (2 if ip_token.quote else 0))
+        raise Invalid(end, f"expected a device after the IP (e.g. '{ip_token.text} "
+                      "eth0:1'), found end of line")
     if len(tokens) > 2:
         raise Invalid(tokens[2], f"unexpected '{tokens[2].text}' after 'IP DEVICE' "
                       "(expected end of line)")
@@ -291,8 +299,17 @@ def service_port(tokens: tuple[Token, ...], ctx: Context) -> int:
         try:
             return ctx.resolver.service(token.text)
         except LookupError:
-            pass
+            raise Invalid(token, f"expected a port number or a service name, found "
+                          f"'{token.text}', which is not a known TCP service") from None
     raise Invalid(token, f"expected a port number or a service name, found '{token.text}'")
+
+
+def heartbeat_port(tokens: tuple[Token, ...], ctx: Context) -> int:
+    """A UDP port pulse can bind: 1..65535 or a service name."""
+    value = service_port(tokens, ctx)
+    if value == 0:
+        raise Invalid(tokens[0], f"expected a port number 1..65535, found {tokens[0].text}")
+    return value
 
 
 def legacy_list(tokens: tuple[Token, ...], ctx: Context) -> tuple[str, ...]:
