@@ -1,0 +1,246 @@
+"""The nanny -> lvsd report codec: one line of JSON per transition (pure, no I/O).
+
+Piranha's nanny changed IPVS itself and lvsd learnt about it only by grepping nanny's stdout
+for ``[ active ]``/``[inactive]``. Here nanny reports and lvsd applies, so the report carries
+everything lvsd needs: which entry (:class:`DestId`), UP or DOWN, the weight the entry should
+have (None = absent; 0 = quiesced), why, and when (nanny's monotonic clock). Wire format,
+version 1, keys sorted, ASCII only (so a reason can never break the line)::
+
+    {"at":12.5,"dest":{"fwmark":0,"proto":"tcp","rip":"10.0.0.1","rport":80,
+     "vip":"10.0.0.80","vport":80},"reason":"...","state":"UP","v":1,"weight":3}
+
+A line is at most :data:`MAX_LINE` bytes with its newline (PIPE_BUF): writes that small are
+atomic, so several nannies may share one pipe. :func:`encode` shortens a long reason to fit.
+:func:`decode` checks every field and raises :class:`ReportError` naming the one at fault.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from ipaddress import ip_address
+from typing import Any
+
+from piranha.errors import PiranhaError
+from piranha.health.tracker import Transition
+from piranha.health.types import IPAddress, State, Target
+from piranha.model import Protocol, RealServer, VirtualServer
+
+VERSION = 1
+#: PIPE_BUF on Linux: the largest write to a pipe that is never interleaved with others
+MAX_LINE = 4096
+MAX_WEIGHT = 65535
+_KEYS = {"v", "dest", "state", "weight", "reason", "at"}
+_DEST_KEYS = {"vip", "vport", "proto", "fwmark", "rip", "rport"}
+
+
+class ReportError(PiranhaError):
+    """A line that is not a valid health report; ``line`` is what was received."""
+
+    def __init__(self, message: str, line: str | bytes) -> None:
+        self.message = message
+        self.line = line
+        super().__init__(f"bad health report: {message}")
+
+
+@dataclass(frozen=True)
+class DestId:
+    """Which IPVS entry a report is about: the virtual service and the real server."""
+
+    vip: IPAddress | None
+    vport: int
+    protocol: Protocol
+    rip: IPAddress
+    rport: int
+    #: non-zero: the service is the firewall mark, not vip:vport/protocol
+    fwmark: int = 0
+
+    @classmethod
+    def for_server(cls, vs: VirtualServer, rs: RealServer) -> DestId:
+        """The identity of ``rs`` inside ``vs`` (``rs.address`` must be set)."""
+        if rs.address is None:
+            raise ValueError(f"real server {rs.name} has no address")
+        vip = vs.address.ip if vs.address is not None else None
+        return cls(vip, vs.port, vs.protocol, rs.address, rs.port, vs.fwmark)
+
+    def __str__(self) -> str:
+        real = _hostport(self.rip, self.rport)
+        if self.fwmark:
+            return f"fwmark {self.fwmark} -> {real}"
+        vip = "?" if self.vip is None else _hostport(self.vip, self.vport)
+        return f"{self.protocol.value} {vip} -> {real}"
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """One transition of one real server, as nanny tells lvsd."""
+
+    dest: DestId
+    state: State
+    #: the weight the entry should have; None = the entry should be absent
+    weight: int | None
+    reason: str
+    at: float
+
+    @classmethod
+    def from_transition(cls, dest: DestId, transition: Transition) -> HealthReport:
+        """The report of a tracker transition."""
+        return cls(dest, transition.new, transition.weight, transition.reason, transition.at)
+
+
+def encode(report: HealthReport) -> str:
+    """One line (newline included, at most MAX_LINE bytes) carrying ``report``."""
+    line = _dump(report, report.reason)
+    if len(line) <= MAX_LINE:
+        return line
+    # escaping makes a character cost 1 to 12 bytes: search the longest prefix that fits
+    low, high = 0, len(report.reason)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if len(_dump(report, report.reason[:mid] + "...")) <= MAX_LINE:
+            low = mid
+        else:
+            high = mid - 1
+    return _dump(report, report.reason[:low] + "...")
+
+
+def decode(line: str | bytes) -> HealthReport:
+    """The report in ``line`` (one trailing newline allowed); ReportError if malformed."""
+    fields = _load(line)
+    try:
+        return _build(fields)
+    except _Bad as bad:
+        raise ReportError(str(bad), line) from None
+
+
+def _dump(report: HealthReport, reason: str) -> str:
+    dest = report.dest
+    body = {
+        "v": VERSION,
+        "dest": {"vip": None if dest.vip is None else str(dest.vip), "vport": dest.vport,
+                 "proto": dest.protocol.value, "fwmark": dest.fwmark,
+                 "rip": str(dest.rip), "rport": dest.rport},
+        "state": report.state.value, "weight": report.weight,
+        "reason": reason, "at": report.at,
+    }
+    text = json.dumps(body, sort_keys=True, ensure_ascii=True, allow_nan=False,
+                      separators=(",", ":"))
+    return text + "\n"
+
+
+class _Bad(Exception):
+    """A field-level problem; decode turns it into a ReportError."""
+
+
+def _load(line: str | bytes) -> dict[str, Any]:
+    """The JSON object of ``line``, or ReportError for anything that is not one."""
+    if len(line) > MAX_LINE:
+        raise ReportError(f"line is {len(line)} bytes long, the limit is {MAX_LINE}", line)
+    try:
+        text = line.decode("ascii") if isinstance(line, bytes) else line
+    except UnicodeDecodeError:
+        raise ReportError("line is not ASCII", line) from None
+    text = text[:-1] if text.endswith("\n") else text
+    if "\n" in text or "\r" in text:
+        raise ReportError("more than one line", line)
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except (ValueError, _Bad) as exc:
+        detail = str(exc) if isinstance(exc, _Bad) else getattr(exc, "msg", str(exc))
+        raise ReportError(f"not JSON: {detail}", line) from None
+    if not isinstance(data, dict):
+        raise ReportError(f"expected a JSON object, found {type(data).__name__}", line)
+    return data
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise _Bad(f"duplicate key '{key}'")
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> Any:
+    raise _Bad(f"{name} is not a number")
+
+
+def _build(data: dict[str, Any]) -> HealthReport:
+    _keys(data, _KEYS, "report")
+    if type(data["v"]) is not int or data["v"] != VERSION:
+        raise _Bad(f"v: unsupported version {data['v']!r} (expected {VERSION})")
+    dest = _dest(data["dest"])
+    state = _state(data["state"])
+    weight = _weight(data["weight"], state)
+    if not isinstance(data["reason"], str):
+        raise _Bad(f"reason: expected a string, found {data['reason']!r}")
+    return HealthReport(dest, state, weight, data["reason"], _time(data["at"]))
+
+
+def _dest(value: Any) -> DestId:
+    if not isinstance(value, dict):
+        raise _Bad(f"dest: expected an object, found {value!r}")
+    _keys(value, _DEST_KEYS, "dest")
+    fwmark = _int(value["fwmark"], "dest.fwmark", 0, 0xFFFFFFFF)
+    vip = None if value["vip"] is None and fwmark else _ip(value["vip"], "dest.vip")
+    return DestId(vip, _int(value["vport"], "dest.vport", 0, 65535),
+                  _protocol(value["proto"]), _ip(value["rip"], "dest.rip"),
+                  _int(value["rport"], "dest.rport", 0, 65535), fwmark)
+
+
+def _keys(data: dict[str, Any], wanted: set[str], where: str) -> None:
+    missing, extra = wanted - data.keys(), data.keys() - wanted
+    if missing:
+        raise _Bad(f"{where}: missing {', '.join(sorted(missing))}")
+    if extra:
+        raise _Bad(f"{where}: unknown {', '.join(sorted(extra))}")
+
+
+def _int(value: Any, name: str, low: int, high: int) -> int:
+    # bool is an int in Python, but true/false in a port field is a malformed report
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _Bad(f"{name}: expected an integer {low}..{high}, found {value!r}")
+    return value
+
+
+def _ip(value: Any, name: str) -> IPAddress:
+    if isinstance(value, str):
+        try:
+            return ip_address(value)
+        except ValueError:
+            pass
+    raise _Bad(f"{name}: expected an IP address, found {value!r}")
+
+
+def _protocol(value: Any) -> Protocol:
+    if value not in ("tcp", "udp"):
+        raise _Bad(f"dest.proto: expected 'tcp' or 'udp', found {value!r}")
+    return Protocol(value)
+
+
+def _state(value: Any) -> State:
+    if value not in ("UP", "DOWN"):
+        raise _Bad(f"state: expected 'UP' or 'DOWN', found {value!r}")
+    return State(value)
+
+
+def _weight(value: Any, state: State) -> int | None:
+    if value is None:
+        if state is State.UP:
+            raise _Bad("weight: an UP server needs a weight, found null")
+        return None
+    weight = _int(value, "weight", 0, MAX_WEIGHT)
+    if state is State.DOWN and weight != 0:
+        raise _Bad(f"weight: a DOWN server is absent (null) or quiesced (0), found {weight}")
+    return weight
+
+
+def _time(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _Bad(f"at: expected a finite number of seconds, found {value!r}")
+    return float(value)
+
+
+def _hostport(addr: IPAddress, port: int) -> str:
+    return str(Target(addr, port))

@@ -1,0 +1,16 @@
+"""Fixtures of the loopback tier: real servers on 127.0.0.1 and ::1 (see loopback_servers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from loopback_servers import Servers
+
+
+@pytest.fixture
+def servers() -> Iterator[Servers]:
+    """A server factory whose servers die with the test."""
+    s = Servers()
+    yield s
+    s.close()
