@@ -1,0 +1,43 @@
+"""Heartbeat and failover, sans-IO: packet codecs (``packet``), the failover decision
+(``machine``, vocabulary in ``events``) and an in-memory pair of directors for tests
+(``linkpair``). The pulse daemon moves the bytes and executes the actions."""
+
+from piranha.heartbeat.events import (
+    Action,
+    Activate,
+    Announce,
+    Deactivate,
+    Event,
+    Fault,
+    Hangup,
+    LinkDown,
+    LinkUp,
+    LvsdExited,
+    PeerHeard,
+    ProtocolError,
+    ReloadLvsd,
+    SendHeartbeat,
+    Start,
+    State,
+    Step,
+    Terminate,
+    Tick,
+)
+from piranha.heartbeat.machine import TRANSITIONS, FailoverMachine
+from piranha.heartbeat.packet import (
+    AuthCodec,
+    Codec,
+    Heartbeat,
+    Magic,
+    Mode,
+    PlainCodec,
+    Reason,
+    Rejected,
+)
+
+__all__ = [
+    "TRANSITIONS", "Action", "Activate", "Announce", "AuthCodec", "Codec", "Deactivate",
+    "Event", "FailoverMachine", "Fault", "Hangup", "Heartbeat", "LinkDown", "LinkUp",
+    "LvsdExited", "Magic", "Mode", "PeerHeard", "PlainCodec", "ProtocolError", "Reason",
+    "Rejected", "ReloadLvsd", "SendHeartbeat", "Start", "State", "Step", "Terminate", "Tick",
+]

@@ -1,0 +1,1 @@
+"""Network edges of the director: VIP announcements (``arp``)."""
