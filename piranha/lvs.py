@@ -1,24 +1,154 @@
-"""lvsd: programs the IPVS table and runs one nanny per real server. Only -t in this release."""
+"""lvsd: keeps the IPVS table true to lvs.cf and to the health of every real server.
+
+Thin wiring: options, daemonising, the kernel backend, the report socket, the control
+socket, then :class:`piranha.lvsd.loop.Daemon` around :class:`piranha.lvsd.engine.Engine`.
+Nannies are forked by a zygote that this process forks once, after everything is imported
+and the nanny loop was rehearsed (see :mod:`piranha.supervise.zygote`), so a nanny costs
+only the memory its own loop writes.
+"""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import functools
+import os
+import socket
 import sys
+import time
+from collections.abc import Callable
 
-from piranha import daemon
+from piranha import daemon, nanny
+from piranha.config import load
+from piranha.errors import PiranhaError
+from piranha.health.check import CheckSpec
+from piranha.ipvs.backend import IpvsBackend
+from piranha.ipvs.types import Table
+from piranha.lvsd import control, logs, status
+from piranha.lvsd.apply import op_text
+from piranha.lvsd.engine import Engine, check_specs
+from piranha.lvsd.loop import Daemon
+from piranha.model import Cluster
+from piranha.reconcile import desired, owned_keys, plan
+from piranha.supervise.children import Main
+from piranha.supervise.zygote import ZygoteRunner
+
+PIDFILE = "/var/run/lvs.pid"
+STATE_FILE = "/var/lib/piranha/lvsd.state.json"
+
+
+def parser() -> argparse.ArgumentParser:
+    """lvsd's options: Piranha's (-c, -n, --nofork, -t, -v) plus the paths of its files."""
+    p = daemon.parser("lvsd", "LVS table daemon", "lvs 1.38")
+    p.add_argument("--nofork", action="store_true", help="daemon mode without forking")
+    p.add_argument("--pidfile", default=PIDFILE, help=f"pid file (default {PIDFILE})")
+    p.add_argument("--status-file", default=status.DEFAULT_PATH,
+                   help=f"status snapshot (default {status.DEFAULT_PATH})")
+    p.add_argument("--control-socket", default=control.DEFAULT_PATH,
+                   help=f"root-only control socket (default {control.DEFAULT_PATH})")
+    p.add_argument("--state-file", default=STATE_FILE,
+                   help=f"drains and owned services across restarts (default {STATE_FILE})")
+    p.add_argument("--reconcile-interval", type=float, default=5.0, metavar="SECONDS",
+                   help="compare the kernel's table with the wanted one this often (default 5)")
+    # tests and the scale benchmark on a host without IPVS: an in-memory table (lost at exit)
+    p.add_argument("--backend", choices=("netlink", "fake"), default="netlink",
+                   help=argparse.SUPPRESS)
+    return p
+
+
+def test_plan(cluster: Cluster) -> list[str]:
+    """What lvsd would do on an empty table with every real server up (``-t``)."""
+    lines = []
+    for vs in cluster.active_virtuals():
+        servers = sum(1 for s in vs.servers if s.active)
+        lines.append(f"lvs: virtual service {vs.name}: {servers} active real servers")
+    weights = {dest: spec.weight for dest, spec in check_specs(cluster).items()}
+    for op in plan(Table(), desired(cluster, weights), owned_keys(cluster)):
+        lines.append(f"lvs: would run: {op_text(op)}")
+    return lines
+
+
+def nanny_factory(fd: int) -> Callable[[CheckSpec, int | None], tuple[Main, list[int]]]:
+    """How the engine starts a nanny: nanny.forked_main_fd on the report socket ``fd``."""
+    def make(spec: CheckSpec, adopt: int | None) -> tuple[Main, list[int]]:
+        return functools.partial(nanny.forked_main_fd, spec, adopt, fd), [fd]
+    return make
+
+
+def _daemonize(nofork: bool) -> None:
+    """Detach: fork (unless --nofork), new session, stdio to /dev/null."""
+    if not nofork and os.fork():
+        os._exit(0)
+    with contextlib.suppress(OSError):
+        os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def _report_pair() -> tuple[socket.socket, socket.socket]:
+    """(lvsd's end, the nannies' end) of the report socket; lvsd's end sees sender pids."""
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    mine.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    mine.setblocking(False)
+    return mine, theirs
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``lvsd``."""
-    p = daemon.parser("lvsd", "LVS table daemon", "lvs 1.38")
-    p.add_argument("--nofork", action="store_true", help="daemon mode without forking")
-    args = p.parse_args(argv)
+    args = parser().parse_args(argv)
     result = daemon.load_or_exit(args.configfile, "lvsd")
     if args.test_start:
-        for vs in result.cluster.active_virtuals():
-            servers = sum(1 for s in vs.servers if s.active)
-            print(f"lvs: virtual service {vs.name}: {servers} active real servers")
+        print("\n".join(test_plan(result.cluster)))
         return 0
-    return daemon.not_yet("lvsd")
+    if not args.nodaemon:
+        _daemonize(args.nofork)
+    log = logs.setup(args.nodaemon, args.verbose)
+    try:
+        backend = _backend(args.backend)
+    except (PiranhaError, OSError) as exc:
+        log.error(f"cannot open the kernel's IPVS table: {exc}")
+        return 1
+    mine, theirs = _report_pair()
+    try:
+        listener = control.bind(args.control_socket)
+    except OSError as exc:
+        log.error(f"cannot open the control socket {args.control_socket}: {exc}")
+        return 1
+    _write_pidfile(args.pidfile)
+    nanny.rehearse()  # before the zygote forks: see its docstring
+    runner = ZygoteRunner(keep_fds=[theirs.fileno()])
+    engine = Engine(result.cluster, args.configfile, backend, runner,
+                    nanny_factory(theirs.fileno()), log, clock=time.monotonic, wall=time.time,
+                    state_path=args.state_file)
+    log.info(f"starting: {args.configfile}, {len(engine.specs)} real servers")
+    try:
+        return Daemon(engine, runner, mine, listener, log, load=load,
+                      status_path=args.status_file, reconcile_interval=args.reconcile_interval,
+                      clock=time.monotonic).run()
+    finally:
+        runner.close()
+        with contextlib.suppress(OSError):
+            os.unlink(args.pidfile)
+
+
+def _backend(kind: str) -> IpvsBackend:
+    """The kernel's table (netlink), or an in-memory one for tests and benchmarks."""
+    if kind == "fake":
+        from piranha.ipvs.fake import FakeIpvs
+        return FakeIpvs()
+    from piranha.ipvs.netlink import NetlinkIpvs
+    return NetlinkIpvs()
+
+
+def _write_pidfile(path: str) -> None:
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w", encoding="ascii") as f:
+            f.write(f"{os.getpid()}\n")
+    except OSError as exc:
+        print(f"lvsd: cannot write pid file {path}: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -169,6 +169,22 @@ class HealthTracker:
             self._state, self._last_weight, self._present = State.UP, self.weight, True
         return self._transition(before, ["forced up by operator (SIGUSR2)"], now)
 
+    def adopt(self, weight: int | None) -> None:
+        """Start from the entry a restarted lvsd found in the kernel with ``weight``.
+
+        A positive weight (or 0 for a server configured with weight 0) is an UP server at that
+        weight, counter at the threshold: no slow start again, and the next failed probe takes
+        it out as usual. 0 with ``quiesce`` is a quiesced DOWN server whose entry exists.
+        Anything else (None, or a weight 0 nobody asked for) starts fresh: DOWN, absent.
+        """
+        if weight is None:
+            return
+        if weight > 0 or self.weight == 0:
+            self._state, self._last_weight, self._present = State.UP, weight, True
+            self._count = self.count_thresh
+        elif self.quiesce:
+            self._present = True
+
     def resume(self, now: float) -> None:
         """SIGHUP: back to normal probing, counter at the threshold, next probe at once."""
         self._mode = Mode.NORMAL

@@ -1,0 +1,130 @@
+"""lvsd's control socket: root-only runtime commands that lvs.cf does not hold.
+
+Protocol: a client connects to the Unix stream socket, sends ONE JSON object on one line,
+reads ONE JSON object back, and the connection closes::
+
+    {"cmd": "drain", "virtual": "web", "server": "web1", "timeout": 300}
+    {"ok": true, "message": "web/web1 10.0.0.11:80: draining (deadline in 300 s)"}
+
+Commands: ``drain`` (``timeout`` optional, seconds), ``enable``, ``ping``. The socket file is
+mode 0600 and every peer's uid is checked (SO_PEERCRED): root, or lvsd's own user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_PATH = "/var/run/piranha/lvsd.sock"
+MAX_REQUEST = 4096
+#: default drain deadline, seconds
+DRAIN_TIMEOUT = 300.0
+COMMANDS = ("drain", "enable", "ping")
+
+
+class RequestError(ValueError):
+    """A request that is not one of the commands, with what is wrong."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """One parsed command."""
+
+    cmd: str
+    virtual: str = ""
+    server: str = ""
+    timeout: float = DRAIN_TIMEOUT
+
+
+def parse(line: bytes) -> Request:
+    """The request in ``line``; RequestError saying what is wrong."""
+    try:
+        data = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RequestError(f"not a JSON request: {exc}") from None
+    if not isinstance(data, dict) or data.get("cmd") not in COMMANDS:
+        raise RequestError(f"unknown command (expected one of {', '.join(COMMANDS)})")
+    cmd = data["cmd"]
+    if cmd == "ping":
+        return Request("ping")
+    virtual, server = data.get("virtual"), data.get("server")
+    if not isinstance(virtual, str) or not isinstance(server, str) or not virtual or not server:
+        raise RequestError(f"{cmd} needs 'virtual' and 'server' (names or addresses)")
+    timeout = data.get("timeout", DRAIN_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0:
+        raise RequestError(f"timeout must be a number of seconds >= 0, got {timeout!r}")
+    return Request(cmd, virtual, server, float(timeout))
+
+
+def reply(ok: bool, message: str) -> bytes:
+    """A response line."""
+    return json.dumps({"ok": ok, "message": message}).encode("utf-8") + b"\n"
+
+
+def bind(path: str) -> socket.socket:
+    """A listening socket at ``path`` (stale file replaced), mode 0600, non-blocking."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o755, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    old = os.umask(0o177)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    sock.listen(16)
+    sock.setblocking(False)
+    return sock
+
+
+def peer_uid(conn: socket.socket) -> int:
+    """The uid of the process at the other end (SO_PEERCRED)."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", creds)[1])
+
+
+def serve_one(conn: socket.socket, dispatch: Callable[[Request], tuple[bool, str]]) -> None:
+    """Read one request from ``conn``, answer it, close it (2 s limit for a slow client)."""
+    with conn:
+        conn.settimeout(2.0)
+        try:
+            if peer_uid(conn) not in (0, os.geteuid()):
+                conn.sendall(reply(False, "permission denied: root only"))
+                return
+            ok, message = dispatch(parse(_read_line(conn)))
+        except RequestError as exc:
+            ok, message = False, str(exc)
+        except OSError:
+            return
+        with contextlib.suppress(OSError):
+            conn.sendall(reply(ok, message))
+
+
+def _read_line(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\n" not in data and len(data) < MAX_REQUEST:
+        chunk = conn.recv(MAX_REQUEST)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b"\n", 1)[0]
+
+
+def request(path: str, payload: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+    """Send ``payload`` to lvsd at ``path``; its answer (OSError when lvsd is not there)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(json.dumps(payload).encode("utf-8") + b"\n")
+        answer = _read_line(sock)
+    data: dict[str, Any] = json.loads(answer.decode("utf-8")) if answer else {}
+    if not isinstance(data.get("ok"), bool):
+        raise OSError(f"lvsd gave no valid answer: {answer!r}")
+    return data

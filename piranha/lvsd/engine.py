@@ -1,0 +1,354 @@
+"""Everything lvsd decides, with the kernel, the process runner and the clocks injected.
+
+The engine holds the configuration, each real server's :class:`~piranha.lvsd.book.Health`
+(from its nanny's reports), the operator's drains, and one supervised nanny per active real
+server. Whatever happens (a report, a nanny's exit, a reload, a drain, the timer) ends in
+:meth:`Engine.reconcile`: ``desired(config, weights)`` diffed against the kernel's *current*
+table, so an entry removed or changed by hand is repaired, and services lvs.cf does not own
+are never touched. The daemon loop (:mod:`piranha.lvsd.loop`) only moves bytes and signals.
+
+Decisions that differ from Piranha 0.8.6 are documented where they are made:
+
+* start: the table is adopted, never flushed (``ipvsadm -C``): an entry lvs.cf owns keeps its
+  weight until its nanny says otherwise, so established connections survive an lvsd restart;
+* a nanny that dies is restarted with backoff (``hard_shutdown = 0``), adopting the weight
+  lvsd holds; ``hard_shutdown = 1`` (the default) still shuts lvsd down, as Piranha did;
+* reload applies everything that changed (weights, schedulers, persistence, checks) as a
+  minimal diff and keeps the health of every real server whose check did not change;
+* the sorry server waits one check interval after a virtual starts before going in, so a
+  starting lvsd does not flash it in front of healthy servers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Protocol
+
+from piranha.health.check import CheckSpec
+from piranha.health.report import DestId, HealthReport
+from piranha.health.types import State
+from piranha.ipvs.backend import IpvsBackend
+from piranha.ipvs.types import DelService, DestKey, Op, ServiceKey, SetTimeouts, Table, Timeouts
+from piranha.lvsd import statefile
+from piranha.lvsd.apply import Applier
+from piranha.lvsd.book import Drain, Health, effective_weights
+from piranha.lvsd.control import Request
+from piranha.lvsd.view import conns_of, resolve, snapshot, transition_line
+from piranha.model import Cluster
+from piranha.reconcile import desired, dest_key, owned_keys, plan, service_key, sorry_key
+from piranha.supervise.children import Main, Supervisor
+from piranha.supervise.policy import RestartPolicy
+from piranha.supervise.runner import ProcessRunner, exit_text
+
+#: seconds after a virtual starts during which its sorry server is not added
+SORRY_GRACE_MARGIN = 0.5
+NannyMain = Callable[[CheckSpec, "int | None"], tuple[Main, Iterable[int]]]
+Clock = Callable[[], float]
+
+
+class Log(Protocol):
+    """The logging calls the engine makes (a ``logging.Logger`` fits)."""
+
+    def info(self, msg: str) -> None: ...
+    def warning(self, msg: str) -> None: ...
+    def error(self, msg: str) -> None: ...
+
+
+def check_specs(cluster: Cluster) -> dict[DestId, CheckSpec]:
+    """One check per active real server of each active virtual (duplicates once)."""
+    specs: dict[DestId, CheckSpec] = {}
+    for vs in cluster.active_virtuals():
+        if vs.address is None:
+            continue
+        for rs in vs.servers:
+            if rs.active and rs.address is not None:
+                spec = CheckSpec.for_server(vs, rs, cluster.rsh_command)
+                specs.setdefault(spec.dest, spec)
+    return specs
+
+
+def entry_keys(cluster: Cluster) -> dict[DestId, tuple[ServiceKey, DestKey]]:
+    """Where each real server's entry sits in the kernel's table."""
+    keys: dict[DestId, tuple[ServiceKey, DestKey]] = {}
+    for vs in cluster.active_virtuals():
+        for rs in vs.servers:
+            if vs.address is not None and rs.active and rs.address is not None:
+                keys.setdefault(DestId.for_server(vs, rs), dest_key(cluster.network, vs, rs))
+    return keys
+
+
+class Engine:
+    """lvsd's state and decisions."""
+
+    def __init__(self, cluster: Cluster, config_path: str, backend: IpvsBackend,
+                 runner: ProcessRunner, nanny_main: NannyMain, log: Log, *,
+                 clock: Clock, wall: Clock, state_path: str | None = None,
+                 policy: RestartPolicy | None = None, stop_timeout: float = 5.0) -> None:
+        self.cluster, self.config_path, self.backend = cluster, config_path, backend
+        self.nanny_main, self.log, self.clock, self.wall = nanny_main, log, clock, wall
+        self.state_path = state_path
+        self.applier = Applier(backend, log.info, log.error)
+        self.supervisor: Supervisor[DestId] = Supervisor(runner, self._make_nanny, policy,
+                                                         stop_timeout)
+        self.specs = check_specs(cluster)
+        self.where = entry_keys(cluster)
+        self.health: dict[DestId, Health] = {}
+        self.drains: dict[DestId, Drain] = {}
+        self.retired: set[ServiceKey] = set()
+        self.grace: dict[ServiceKey, float] = {}
+        self.table, self.want = Table(), Table()
+        self.started = wall()
+        self.dirty = True
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Adopt the kernel's table, start every nanny, reconcile once."""
+        now, saved = self.clock(), self._load_state()
+        self.drains = {d: v for d, v in saved.drains.items() if d in self.specs}
+        self.retired = saved.owned - owned_keys(self.cluster)
+        self._set_timeouts(None)
+        table = self.backend.dump()
+        kernel = {(skey, d.key): d.weight for skey, ds in table.dests.items() for d in ds}
+        for dest, spec in self.specs.items():
+            self.health[dest] = self._adopted(spec, kernel.get(self.where[dest]))
+        self._start_grace(self.cluster, now)
+        self.supervisor.start_many(self.specs, now)
+        self.reconcile()
+        self._save_state()
+
+    def shutdown(self) -> None:
+        """Stop every nanny and remove every entry lvs.cf owns (Piranha's SIGTERM)."""
+        now = self.clock()
+        self.log.info("shutting down: stopping nannies and removing owned services")
+        for dest in list(self.specs):
+            self.supervisor.stop(dest, now)
+        owned = owned_keys(self.cluster) | self.retired
+        self.applier.reconcile(lambda actual: plan(actual, Table(), owned))
+        self.retired = set()
+        self._save_state(owned=set())
+
+    def reload(self, new: Cluster) -> None:
+        """Apply a validated new configuration as a minimal diff."""
+        now, old, old_specs = self.clock(), self.cluster, self.specs
+        new_specs = check_specs(new)
+        for dest in old_specs.keys() - new_specs.keys():
+            self.supervisor.stop(dest, now)
+            self.health.pop(dest, None)
+            self.drains.pop(dest, None)
+        for dest, spec in new_specs.items():
+            before = old_specs.get(dest)
+            if before == spec:
+                continue
+            if before is not None:
+                self.supervisor.stop(dest, now)
+            self.health[dest] = self._carried(before, spec, self.health.get(dest))
+        self.cluster, self.specs, self.where = new, new_specs, entry_keys(new)
+        self.retired |= owned_keys(old) - owned_keys(new)
+        self._set_timeouts(old)
+        self._start_grace(new, now, only_new=old)
+        self.supervisor.start_many([d for d, spec in new_specs.items()
+                                    if old_specs.get(d) != spec], now)
+        self.log.info(f"reloaded {self.config_path}: {len(new_specs)} real servers, "
+                      f"{len(new_specs.keys() - old_specs.keys())} added, "
+                      f"{len(old_specs.keys() - new_specs.keys())} removed")
+        self.reconcile()
+        self._save_state()
+
+    # -- events -------------------------------------------------------------------------------
+
+    def on_report(self, pid: int, report: HealthReport) -> bool:
+        """Take a nanny's report; True when the server's state or weight changed."""
+        dest = self.supervisor.key_of(pid)
+        if dest != report.dest:
+            self.log.warning(f"ignored a report about {report.dest} from pid {pid} "
+                             "(not that server's current nanny)")
+            return False
+        old = self.health[dest]
+        new = Health(report.state, report.weight, self.wall(), report.reason, True)
+        if (old.state, old.weight) == (new.state, new.weight):
+            if not old.reported:  # a nanny's first verdict confirming what lvsd held
+                self.health[dest] = replace(old, reason=report.reason, reported=True)
+                self.dirty = True
+            return False
+        self.health[dest] = new
+        self.log.info(transition_line(self.specs[dest], old, new))
+        self.dirty = True
+        return True
+
+    def on_exit(self, pid: int, status: int) -> bool:
+        """Account for a reaped child; True when lvsd must shut down (hard_shutdown)."""
+        ended = self.supervisor.exited(pid, status, self.clock())
+        if ended is None or ended.expected:
+            return False
+        self.dirty = True
+        spec = self.specs[ended.key]
+        who = f"{spec.vs_name}/{spec.rs_name}"
+        if self.cluster.hard_shutdown:
+            self.log.error(f"nanny for child {who} died ({exit_text(status)})! "
+                           "shutting down lvs (hard_shutdown = 1)")
+            return True
+        if ended.restart_in is None:
+            self.log.error(f"nanny for child {who} died ({exit_text(status)}) too often; "
+                           "giving up on it: manual action needed!")
+        else:
+            self.log.error(f"nanny for child {who} died ({exit_text(status)}); restarting it "
+                           f"in {ended.restart_in:g} s")
+        return False
+
+    def tick(self) -> None:
+        """Restart nannies whose backoff ended, escalate stuck stops."""
+        for child in self.supervisor.tick(self.clock()):
+            spec = self.specs[child.key]
+            self.log.info(f"restarted nanny for {spec.vs_name}/{spec.rs_name} "
+                          f"(restart {child.restarts}, pid {child.pid})")
+            self.dirty = True
+
+    def next_deadline(self) -> float | None:
+        """The earliest monotonic time something is due (restart, kill, grace end, drain)."""
+        now, wall = self.clock(), self.wall()
+        times = [t for t in self.grace.values() if t > now]
+        times += [d.deadline - wall + now for d in self.drains.values() if not d.done]
+        due = self.supervisor.next_deadline()
+        if due is not None:
+            times.append(due)
+        return min(times, default=None)
+
+    def control(self, req: Request) -> tuple[bool, str]:
+        """Run a control-socket command; (ok, message)."""
+        if req.cmd == "ping":
+            return True, f"lvsd running, {len(self.specs)} real servers"
+        found = resolve(self.cluster, self.specs, req.virtual, req.server)
+        if isinstance(found, str):
+            return False, found
+        spec = self.specs[found]
+        who = f"{spec.vs_name}/{spec.rs_name} {spec.target}"
+        wall = self.wall()
+        if req.cmd == "drain":
+            old = self.drains.get(found)
+            self.drains[found] = Drain(old.started if old else wall, wall + req.timeout,
+                                       old.done if old else False)
+            self.log.info(f"rs={spec.target} vs={spec.vs_name} drain asked by operator "
+                          f"(deadline in {req.timeout:g} s)")
+            message = f"{who}: draining (removed at zero connections or in {req.timeout:g} s)"
+        else:
+            if self.drains.pop(found, None) is None:
+                return True, f"{who}: not drained; nothing to do"
+            self.log.info(f"rs={spec.target} vs={spec.vs_name} enabled by operator")
+            message = f"{who}: enabled (back under health control)"
+        self.dirty = True
+        self.reconcile()
+        self._save_state()
+        return True, message
+
+    # -- the table ----------------------------------------------------------------------------
+
+    def reconcile(self) -> list[Op]:
+        """Make the kernel match config + health + drains; the ops applied."""
+        now, wall = self.clock(), self.wall()
+        owned = owned_keys(self.cluster) | self.retired
+
+        def make_plan(actual: Table) -> list[Op]:
+            weights, finished = effective_weights(self.health, self.drains,
+                                                  conns_of(self.where, actual), wall)
+            self._finish(finished)
+            self.want = self._sorry_grace(desired(self.cluster, weights), actual, now)
+            return plan(actual, self.want, owned)
+
+        outcome = self.applier.reconcile(make_plan)
+        self.table = outcome.table
+        gone = {op.key for op in outcome.applied if isinstance(op, DelService)}
+        still = {k for k in self.retired - gone if self.table.service(k) is not None}
+        if still != self.retired:
+            self.retired = still
+            self._save_state()
+        if outcome.applied:
+            self.dirty = True
+        return outcome.applied
+
+    def snapshot(self, pid: int) -> dict[str, object]:
+        """The status snapshot (see :mod:`piranha.lvsd.status`)."""
+        return snapshot(self, pid)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _make_nanny(self, dest: DestId) -> tuple[Main, Iterable[int]]:
+        health = self.health.get(dest)
+        return self.nanny_main(self.specs[dest], None if health is None else health.weight)
+
+    def _adopted(self, spec: CheckSpec, weight: int | None) -> Health:
+        tracker = spec.tracker(weight)
+        if weight is not None:
+            self.log.info(f"rs={spec.target} vs={spec.vs_name} adopted from the kernel at "
+                          f"weight {weight}: {tracker.state.value}")
+        reason = "adopted from the kernel" if weight is not None else "not checked yet"
+        return Health(tracker.state, tracker.entry_weight, self.wall(), reason)
+
+    def _carried(self, before: CheckSpec | None, spec: CheckSpec,
+                 health: Health | None) -> Health:
+        """The health a real server keeps across a reload that changed its check."""
+        if before is None or health is None:
+            return Health(State.DOWN, None, self.wall(), "not checked yet")
+        weight = health.weight
+        if health.state is State.UP and weight and spec.weight != before.weight:
+            self.log.info(f"rs={spec.target} vs={spec.vs_name} UP weight {weight}->"
+                          f"{spec.weight} reason=\"weight changed in {self.config_path}\"")
+            weight = spec.weight
+        tracker = spec.tracker(weight)
+        return Health(tracker.state, tracker.entry_weight, self.wall(), health.reason, True)
+
+    def _finish(self, finished: dict[DestId, Drain]) -> None:
+        for dest, drain in finished.items():
+            if not self.drains[dest].done:
+                spec = self.specs[dest]
+                self.log.info(f"rs={spec.target} vs={spec.vs_name} drained: entry removed")
+            self.drains[dest] = drain
+            self.dirty = True
+        if finished:
+            self._save_state()
+
+    def _sorry_grace(self, want: Table, actual: Table, now: float) -> Table:
+        """``want`` without sorry servers that would newly go in during a virtual's grace."""
+        dests = dict(want.dests)
+        for vs in self.cluster.active_virtuals():
+            where = sorry_key(self.cluster.network, vs) if vs.address is not None else None
+            if where is None or now >= self.grace.get(where[0], 0.0):
+                continue
+            skey, dkey = where
+            if not any(d.key == dkey for d in actual.dests.get(skey, ())):
+                dests[skey] = tuple(d for d in dests.get(skey, ()) if d.key != dkey)
+        return Table(want.services, dests)
+
+    def _start_grace(self, cluster: Cluster, now: float, only_new: Cluster | None = None) -> None:
+        old = owned_keys(only_new) if only_new is not None else frozenset()
+        for vs in cluster.active_virtuals():
+            if vs.address is not None and service_key(vs) not in old:
+                self.grace[service_key(vs)] = now + vs.timeout + SORRY_GRACE_MARGIN
+
+    def _set_timeouts(self, old: Cluster | None) -> None:
+        c = self.cluster
+        new = Timeouts(c.tcp_timeout, c.tcpfin_timeout, c.udp_timeout)
+        before = None if old is None else Timeouts(old.tcp_timeout, old.tcpfin_timeout,
+                                                   old.udp_timeout)
+        if new != Timeouts() and new != before:  # 0 0 0 changes nothing: no op to send
+            for failure in self.applier.apply([SetTimeouts(new)]):
+                self.log.error(f"ipvs: setting timeouts failed: {failure.message}")
+
+    def _load_state(self) -> statefile.SavedState:
+        if self.state_path is None:
+            return statefile.SavedState()
+        try:
+            return statefile.load(self.state_path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self.log.error(f"ignoring unreadable state file {self.state_path}: {exc}")
+            return statefile.SavedState()
+
+    def _save_state(self, owned: set[ServiceKey] | None = None) -> None:
+        if self.state_path is None:
+            return
+        keep = set(owned_keys(self.cluster)) | self.retired if owned is None else owned
+        try:
+            statefile.save(self.state_path, statefile.SavedState(keep, dict(self.drains)))
+        except OSError as exc:
+            self.log.error(f"cannot write state file {self.state_path}: {exc}")

@@ -1,0 +1,191 @@
+"""lvsd's daemon loop: one selector over the report socket, the signal pipe and the control
+socket, plus a reconcile timer. It moves bytes and signals; the engine decides.
+
+* reports: datagrams from nannies on a Unix socket with SO_PASSCRED, so each carries the
+  sender's pid from the kernel (a report from a nanny that lvsd already replaced is ignored);
+* signals: handlers do nothing but wake the loop (``signal.set_wakeup_fd`` writes the number);
+  SIGHUP reloads, SIGTERM/SIGINT shut down, SIGCHLD reaps;
+* every wake-up ends with: reap children, restarts due, reconcile if anything happened or the
+  timer fired, rewrite the status snapshot if anything changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import selectors
+import signal
+import socket
+import struct
+from collections.abc import Callable
+from logging import Logger
+
+from piranha.config import LoadResult
+from piranha.errors import ConfigErrors
+from piranha.health.report import ReportError, decode
+from piranha.lvsd import control, statefile
+from piranha.lvsd.engine import Engine
+from piranha.supervise.runner import ProcessRunner
+from piranha.supervise.zygote import ZygoteDied
+
+_HANDLED = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
+_CREDS = struct.Struct("3i")
+#: reports read per wake-up at most (then the loop turns once and comes back)
+MAX_REPORTS = 4096
+
+
+def _wake(signum: int, frame: object) -> None:
+    """Signal handler: nothing; the wakeup fd carries the signal number to the loop."""
+
+
+class Daemon:
+    """Runs an engine until SIGTERM or a hard shutdown."""
+
+    def __init__(self, engine: Engine, runner: ProcessRunner, reports: socket.socket,
+                 listener: socket.socket | None, log: Logger, *,
+                 load: Callable[[str], LoadResult], status_path: str | None,
+                 reconcile_interval: float = 5.0, clock: Callable[[], float]) -> None:
+        self.engine, self.runner, self.reports, self.listener = engine, runner, reports, listener
+        self.log, self.load, self.status_path = log, load, status_path
+        self.interval, self.clock = reconcile_interval, clock
+        self.sel = selectors.DefaultSelector()
+        self.wake_r = -1
+
+    def run(self) -> int:
+        """Start the engine and serve; lvsd's exit status."""
+        self._install_signals()
+        self.sel.register(self.reports, selectors.EVENT_READ)
+        if self.listener is not None:
+            self.sel.register(self.listener, selectors.EVENT_READ)
+        fileno = getattr(self.runner, "fileno", None)
+        if fileno is not None:  # a zygote reports exits on a socket
+            self.sel.register(fileno(), selectors.EVENT_READ)
+        try:
+            return self._serve()
+        except ZygoteDied as exc:
+            self.log.error(f"{exc}: no nanny can be (re)started; shutting down")
+            return self._stop(1)
+
+    def _serve(self) -> int:
+        """The loop proper."""
+        self.engine.start()
+        self._write_status()
+        next_timer = self.clock() + self.interval
+        while True:
+            wait = min(next_timer, self.engine.next_deadline() or math.inf) - self.clock()
+            if getattr(self.runner, "pending", False):
+                wait = 0.0
+            signums, reported, woke = self._wait(max(0.0, wait))
+            for pid, status in self.runner.reap():
+                if self.engine.on_exit(pid, status):
+                    return self._stop(1)
+            if signal.SIGTERM in signums or signal.SIGINT in signums:
+                self.log.info(f"shutting down due to signal {max(signums)}")
+                return self._stop(0)
+            if signal.SIGHUP in signums:
+                self._reload()
+            self.engine.tick()
+            timer = self.clock() >= next_timer
+            if reported or timer or not woke:
+                self.engine.reconcile()
+            if timer:
+                next_timer = self.clock() + self.interval
+            self._write_status()
+
+    def _wait(self, timeout: float) -> tuple[list[int], bool, bool]:
+        """(signals, whether a report changed something, whether anything woke us)."""
+        signums: list[int] = []
+        reported = False
+        events = self.sel.select(timeout)
+        for key, _ in events:
+            if key.fd == self.wake_r:
+                with contextlib.suppress(BlockingIOError):
+                    signums += list(os.read(self.wake_r, 256))
+            elif key.fileobj is self.reports:
+                reported = self._read_reports() or reported
+            elif key.fileobj is self.listener:
+                self._accept()
+        return signums, reported, bool(events)
+
+    def _read_reports(self) -> bool:
+        changed = False
+        for _ in range(MAX_REPORTS):
+            try:
+                data, ancdata, _, _ = self.reports.recvmsg(8192, socket.CMSG_SPACE(_CREDS.size))
+            except BlockingIOError:
+                break
+            pid = next((_CREDS.unpack(d[:_CREDS.size])[0] for lvl, typ, d in ancdata
+                        if lvl == socket.SOL_SOCKET and typ == socket.SCM_CREDENTIALS), 0)
+            try:
+                report = decode(data)
+            except ReportError as exc:
+                self.log.warning(f"pid {pid}: {exc}: {exc.line!r}")
+                continue
+            changed = self.engine.on_report(pid, report) or changed
+        return changed
+
+    def _accept(self) -> None:
+        assert self.listener is not None
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            control.serve_one(conn, self.engine.control)
+            self._write_status()
+
+    def _reload(self) -> None:
+        path = self.engine.config_path
+        try:
+            result = self.load(path)
+        except ConfigErrors as exc:
+            self.log.error(f"reload: {path} is invalid; the running configuration stays")
+            for line in exc.report().splitlines():
+                self.log.error(f"reload: {line}")
+            return
+        for warning in result.warnings:
+            self.log.warning(f"reload: {warning}")
+        if result.cluster == self.engine.cluster:
+            self.log.info(f"reload: {path} unchanged")
+            return
+        self.engine.reload(result.cluster)
+
+    def _stop(self, code: int) -> int:
+        """Stop nannies, remove owned entries, wait for the nannies; ``code``."""
+        self.engine.shutdown()
+        limit = self.clock() + 2 * self.engine.supervisor.stop_timeout + 1
+        while self.engine.supervisor.stopping() and self.clock() < limit:
+            with contextlib.suppress(BlockingIOError, OSError):
+                while self.reports.recv(8192):  # keep nannies from blocking on a full queue
+                    pass
+            with contextlib.suppress(ZygoteDied):
+                for pid, status in self.runner.reap():
+                    self.engine.on_exit(pid, status)
+            self.engine.tick()
+            self.sel.select(0.05)
+        if self.status_path is not None:  # nothing of ours is in the table any more
+            with contextlib.suppress(OSError):
+                os.unlink(self.status_path)
+        if self.listener is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.listener.getsockname())
+        return code
+
+    def _install_signals(self) -> None:
+        self.wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        for sig in _HANDLED:
+            signal.signal(sig, _wake)
+        self.sel.register(self.wake_r, selectors.EVENT_READ)
+
+    def _write_status(self) -> None:
+        if self.status_path is None or not self.engine.dirty:
+            return
+        self.engine.dirty = False
+        text = json.dumps(self.engine.snapshot(os.getpid()), sort_keys=True) + "\n"
+        try:
+            statefile.write_atomic(self.status_path, text, 0o644, sync=False)
+        except OSError as exc:
+            self.log.error(f"cannot write status snapshot {self.status_path}: {exc}")

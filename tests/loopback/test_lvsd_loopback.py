@@ -1,0 +1,259 @@
+"""A real lvsd process (in-memory IPVS table) with real forked nannies against 127.0.0.1.
+
+The kernel tier proves the table; this tier proves the processes: nannies are forked children
+of lvsd, report over the socket, are restarted with backoff or take lvsd down
+(``hard_shutdown``), and the control socket, the status snapshot and SIGHUP work end to end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from piranha.cli.admin import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 0.5
+
+
+class Listener:
+    """A TCP server on 127.0.0.1 that accepts and closes; stop() refuses new connections."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.close()
+
+    def stop(self) -> None:
+        # shutdown first: close() alone leaves a thread's pending accept() listening
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+def closed_port() -> int:
+    """A port nobody listens on."""
+    listener = Listener()
+    listener.stop()
+    return listener.port
+
+
+def config(port1: int, port2: int, hard: int = 0) -> str:
+    return f"""primary = 127.0.0.1
+network = nat
+hard_shutdown = {hard}
+virtual web {{
+    active = 1
+    address = 198.51.100.80 lo:1
+    port = 8080
+    timeout = {TIMEOUT}
+    reentry = {2 * TIMEOUT}
+    server web1 {{
+        address = 127.0.0.1
+        active = 1
+        port = {port1}
+    }}
+    server web2 {{
+        address = 127.0.0.1
+        active = 1
+        port = {port2}
+    }}
+}}
+"""
+
+
+class Lvsd:
+    """lvsd -n --backend fake with its files in ``tmp``."""
+
+    def __init__(self, tmp: Path, text: str) -> None:
+        self.tmp, self.cf = tmp, tmp / "lvs.cf"
+        self.cf.write_text(text)
+        self.status, self.sock, self.log = tmp / "status.json", tmp / "lvsd.sock", tmp / "log"
+        argv = [sys.executable, "-m", "piranha.lvs", "-n", "--backend", "fake", "-c",
+                str(self.cf), "--status-file", str(self.status), "--control-socket",
+                str(self.sock), "--state-file", str(tmp / "state.json"), "--pidfile",
+                str(tmp / "pid"), "--reconcile-interval", "0.5"]
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        wait("first snapshot", self.status.exists, 20)
+
+    def servers(self) -> dict[str, dict]:
+        snap = json.loads(self.status.read_text())
+        return {rs["name"]: rs for vs in snap["virtuals"] for rs in vs["servers"]}
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def wait(what: str, check, timeout: float) -> float:
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+def parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def lvsd_factory(tmp_path):
+    made = []
+
+    def make(text: str) -> Lvsd:
+        made.append(Lvsd(tmp_path, text))
+        return made[-1]
+
+    yield make
+    for lvsd in made:
+        lvsd.close()
+
+
+def test_nannies_are_forked_children_that_follow_health(lvsd_factory) -> None:
+    web1, web2 = Listener(), Listener()
+    web2.stop()
+    lvsd = lvsd_factory(config(web1.port, web2.port))
+    wait("web1 UP", lambda: lvsd.servers()["web1"]["state"] == "UP", 10)
+    servers = lvsd.servers()
+    assert servers["web1"]["weight"] == 1 and servers["web2"]["weight"] is None
+    pids = [servers[n]["nanny"]["pid"] for n in ("web1", "web2")]
+    for pid in pids:  # forked by the zygote, itself lvsd's child
+        assert parent(parent(pid)) == lvsd.proc.pid
+    web1.stop()
+    took = wait("web1 DOWN", lambda: lvsd.servers()["web1"]["state"] == "DOWN", 5)
+    assert took <= 1.5 * TIMEOUT + 1.0, took  # generous: the kernel tier holds the 1.5x bound
+    web1 = Listener(web1.port)
+    wait("web1 back", lambda: lvsd.servers()["web1"]["state"] == "UP", 5)
+    lvsd.proc.send_signal(signal.SIGTERM)
+    assert lvsd.proc.wait(10) == 0
+    assert not any(alive(p) for p in pids)
+    assert "shutting down due to signal 15" in lvsd.text()
+    assert not lvsd.status.exists()  # a clean stop leaves no stale snapshot
+    web1.stop()
+
+
+def test_a_dead_nanny_is_restarted_with_backoff(lvsd_factory) -> None:
+    web1 = Listener()
+    lvsd = lvsd_factory(config(web1.port, closed_port()))
+    wait("web1 UP", lambda: lvsd.servers()["web1"]["state"] == "UP", 10)
+    old = lvsd.servers()["web1"]["nanny"]["pid"]
+    os.kill(old, signal.SIGKILL)
+    wait("a new nanny", lambda: lvsd.servers()["web1"]["nanny"]["restarts"] == 1, 10)
+    assert lvsd.servers()["web1"]["nanny"]["pid"] != old
+    assert lvsd.servers()["web1"]["state"] == "UP"  # adopted the weight lvsd held
+    assert "nanny for child web/web1 died (killed by SIGKILL); restarting it in 1 s" \
+        in lvsd.text()
+    assert lvsd.proc.poll() is None
+    web1.stop()
+
+
+def test_hard_shutdown_takes_lvsd_down(lvsd_factory) -> None:
+    web1 = Listener()
+    lvsd = lvsd_factory(config(web1.port, closed_port(), hard=1))
+    wait("web1 UP", lambda: lvsd.servers()["web1"]["state"] == "UP", 10)
+    os.kill(lvsd.servers()["web1"]["nanny"]["pid"], signal.SIGKILL)
+    assert lvsd.proc.wait(10) == 1
+    assert "shutting down lvs (hard_shutdown = 1)" in lvsd.text()
+    web1.stop()
+
+
+def test_drain_enable_status_and_a_refused_reload(lvsd_factory) -> None:
+    web1, web2 = Listener(), Listener()
+    lvsd = lvsd_factory(config(web1.port, web2.port))
+    wait("both UP", lambda: all(s["state"] == "UP" for s in lvsd.servers().values()), 10)
+    runner = CliRunner()
+    out = runner.invoke(cli, ["drain", "web", "web2", "--timeout", "30",
+                              "--socket", str(lvsd.sock)])
+    assert out.exit_code == 0 and "draining" in out.output
+    wait("drained", lambda: (lvsd.servers()["web2"]["drain"] or {}).get("state") == "drained", 5)
+    assert lvsd.servers()["web2"]["weight"] is None
+    status = runner.invoke(cli, ["status", "--status-file", str(lvsd.status)])
+    assert status.exit_code == 0 and "DRAINED" in status.output
+    assert "virtual web: -t 198.51.100.80:8080 scheduler wlc" in status.output
+    bad = runner.invoke(cli, ["enable", "web", "web9", "--socket", str(lvsd.sock)])
+    assert bad.exit_code == 1 and "no active real server 'web9'" in bad.output
+    out = runner.invoke(cli, ["enable", "web", "web2", "--socket", str(lvsd.sock)])
+    assert out.exit_code == 0
+    wait("enabled", lambda: lvsd.servers()["web2"]["weight"] == 1, 5)
+    lvsd.cf.write_text("virtual web {\n    active = maybe\n")
+    lvsd.proc.send_signal(signal.SIGHUP)
+    wait("refused reload", lambda: "is invalid; the running configuration stays"
+         in lvsd.text(), 5)
+    assert lvsd.servers()["web2"]["weight"] == 1
+    assert lvsd.proc.poll() is None
+    web1.stop()
+    web2.stop()
+
+
+def test_status_without_lvsd(tmp_path) -> None:
+    out = CliRunner().invoke(cli, ["status", "--status-file", str(tmp_path / "none.json")])
+    assert out.exit_code == 1 and "no lvsd status" in out.output
+    out = CliRunner().invoke(cli, ["drain", "web", "web1", "--socket", str(tmp_path / "s")])
+    assert out.exit_code == 1 and "cannot reach lvsd" in out.output
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / "old.json").write_text(json.dumps({
+        "version": 1, "pid": int(gone), "config": "lvs.cf", "started": 0, "written": 0,
+        "ops_applied": 0, "virtuals": []}))
+    out = CliRunner().invoke(cli, ["status", "--status-file", str(tmp_path / "old.json")])
+    assert out.exit_code == 3 and "this snapshot is stale" in out.output
+
+
+def test_standalone_nanny_reports_and_obeys_signals() -> None:
+    web = Listener()
+    proc = subprocess.Popen([sys.executable, "-m", "piranha.nanny", "-h", "127.0.0.1", "-p",
+                             str(web.port), "-t", "0.2", "-a", "0.2", "-n", "--lvs"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        first = json.loads(proc.stdout.readline())
+        assert (first["state"], first["weight"]) == ("UP", 1)
+        proc.send_signal(signal.SIGUSR1)
+        assert json.loads(proc.stdout.readline())["state"] == "DOWN"
+        proc.send_signal(signal.SIGUSR2)
+        assert json.loads(proc.stdout.readline())["state"] == "UP"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        err = proc.stderr.read().decode()
+        assert f"nanny: starting LVS client monitor for None:{web.port}" in err
+        assert "[inactive] shutting down" in err
+    finally:
+        proc.kill()
+        web.stop()

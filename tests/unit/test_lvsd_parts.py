@@ -1,0 +1,159 @@
+"""lvsd's small parts: op text, the forgiving rule, control protocol, state file, status text."""
+
+from __future__ import annotations
+
+import errno
+import functools
+import json
+import os
+import signal
+import time
+from ipaddress import ip_address
+
+import pytest
+from lvsd_fakes import dest
+
+from piranha.errors import KernelError
+from piranha.ipvs.types import (
+    AddDest,
+    AddService,
+    DelDest,
+    DelService,
+    Dest,
+    DestKey,
+    EditDest,
+    Forward,
+    Proto,
+    Service,
+    ServiceKey,
+    SetTimeouts,
+    SvcFlags,
+    Timeouts,
+)
+from piranha.lvsd import control, statefile, status
+from piranha.lvsd.apply import already_done, op_text
+from piranha.lvsd.book import Drain
+from piranha.supervise.runner import exit_text
+from piranha.supervise.zygote import ZygoteRunner
+
+KEY = ServiceKey.inet(Proto.TCP, ip_address("198.51.100.80"), 80)
+KEY6 = ServiceKey.inet(Proto.UDP, ip_address("2001:db8::80"), 53)
+MARK = ServiceKey.mark(7)
+D = Dest(ip_address("10.0.0.1"), 8080, Forward.MASQ, 3)
+
+
+@pytest.mark.parametrize(("op", "text"), [
+    (AddService(Service(KEY, "wlc")), "ipvsadm -A -t 198.51.100.80:80 -s wlc"),
+    (AddService(Service(KEY, "rr", SvcFlags.PERSISTENT, 300, 24)),
+     "ipvsadm -A -t 198.51.100.80:80 -s rr -p 300 -M 24"),
+    (AddService(Service(MARK, "wlc", SvcFlags.PERSISTENT, 60, 32)),
+     "ipvsadm -A -f 7 -s wlc -p 60"),
+    (DelService(KEY6), "ipvsadm -D -u [2001:db8::80]:53"),
+    (AddDest(KEY, D), "ipvsadm -a -t 198.51.100.80:80 -r 10.0.0.1:8080 -m -w 3"),
+    (EditDest(MARK, Dest(ip_address("10.0.0.1"), 0, Forward.ROUTE, 0)),
+     "ipvsadm -e -f 7 -r 10.0.0.1:0 -g -w 0"),
+    (DelDest(KEY, DestKey(ip_address("10.0.0.1"), 8080)),
+     "ipvsadm -d -t 198.51.100.80:80 -r 10.0.0.1:8080"),
+    (SetTimeouts(Timeouts(900, 120, 300)), "ipvsadm --set 900 120 300"),
+])
+def test_op_text(op, text) -> None:
+    assert op_text(op) == text
+
+
+def test_already_done_is_exactly_eexist_on_add_and_enoent_esrch_on_delete() -> None:
+    def err(op, code):
+        return KernelError(op, code, "x")
+    add, dele = AddDest(KEY, D), DelDest(KEY, D.key)
+    assert already_done(err(add, errno.EEXIST))
+    assert already_done(err(AddService(Service(KEY)), errno.EEXIST))
+    assert already_done(err(dele, errno.ENOENT)) and already_done(err(dele, errno.ESRCH))
+    assert already_done(err(DelService(KEY), errno.ESRCH))
+    assert not already_done(err(add, errno.EINVAL))
+    assert not already_done(err(EditDest(KEY, D), errno.ENOENT))
+
+
+def test_control_requests() -> None:
+    assert control.parse(b'{"cmd": "drain", "virtual": "web", "server": "web1"}') == \
+        control.Request("drain", "web", "web1", control.DRAIN_TIMEOUT)
+    assert control.parse(b'{"cmd": "ping"}') == control.Request("ping")
+    for bad, message in [(b"nope", "not a JSON request"), (b'{"cmd": "rm"}', "unknown command"),
+                         (b'{"cmd": "enable", "virtual": "web"}', "needs 'virtual' and"),
+                         (b'{"cmd": "drain", "virtual": "a", "server": "b", "timeout": -1}',
+                          "timeout must be")]:
+        with pytest.raises(control.RequestError, match=message):
+            control.parse(bad)
+    assert json.loads(control.reply(True, "fine")) == {"ok": True, "message": "fine"}
+
+
+def test_control_socket_round_trip_and_mode(tmp_path) -> None:
+    path = str(tmp_path / "run" / "lvsd.sock")
+    listener = control.bind(path)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    import threading
+
+    def serve() -> None:
+        listener.setblocking(True)
+        conn, _ = listener.accept()
+        control.serve_one(conn, lambda req: (True, f"{req.cmd} {req.server}"))
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    answer = control.request(path, {"cmd": "enable", "virtual": "web", "server": "web2"})
+    thread.join(5)
+    listener.close()
+    assert answer == {"ok": True, "message": "enable web2"}
+
+
+def test_state_file_round_trip(tmp_path) -> None:
+    saved = statefile.SavedState({KEY, KEY6, MARK}, {dest(11): Drain(1.0, 301.0, True)})
+    path = str(tmp_path / "state.json")
+    statefile.save(path, saved)
+    assert statefile.load(path) == saved
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert statefile.load(str(tmp_path / "missing.json")) == statefile.SavedState()
+    (tmp_path / "bad.json").write_text('{"version": 9}')
+    with pytest.raises(ValueError, match="unsupported state file version 9"):
+        statefile.load(str(tmp_path / "bad.json"))
+
+
+def test_status_render() -> None:
+    now = time.time()
+    snap = {"version": 1, "pid": 42, "config": "lvs.cf", "started": now - 100, "written": now,
+            "ops_applied": 3, "virtuals": [{
+                "name": "web", "service": "-t 198.51.100.80:80", "scheduler": "wlc",
+                "persistent": 0, "sorry_server": {"address": "10.0.0.99", "in_table": False},
+                "servers": [
+                    {"name": "web1", "address": "10.0.0.1:80", "state": "UP", "weight": 3,
+                     "since": now - 30, "reason": "connected", "conns": 0, "drain": None,
+                     "nanny": {"pid": 7, "state": "running", "restarts": 0}},
+                    {"name": "web2", "address": "10.0.0.2:80", "state": "UP", "weight": 0,
+                     "since": now - 30, "reason": "", "conns": 4,
+                     "drain": {"state": "draining", "started": now - 5, "deadline": now + 55},
+                     "nanny": {"pid": 8, "state": "running", "restarts": 2}}]}]}
+    text = status.render(snap, now)
+    assert text.splitlines()[0] == ("lvsd pid 42, config lvs.cf, snapshot 0s old, 3 kernel "
+                                    "operations since start")
+    assert "virtual web: -t 198.51.100.80:80 scheduler wlc" in text
+    assert "web1         10.0.0.1:80            UP    weight 3     since " in text
+    assert 'DRAINING (4 connections, deadline in 55s) nanny running (restarts 2)' in text
+    assert "sorry server 10.0.0.99: not in the table" in text
+
+
+def test_zygote_runner_spawns_reaps_and_kills() -> None:
+    runner = ZygoteRunner()
+    try:
+        pid = runner.spawn(functools.partial(int, "3"))
+        sleeper = runner.spawn(functools.partial(time.sleep, 30))
+        exits: list[tuple[int, int]] = []
+        deadline = time.monotonic() + 10
+        while len(exits) < 1 and time.monotonic() < deadline:
+            exits += runner.reap()
+            time.sleep(0.01)
+        assert exits == [(pid, 3 << 8)] and exit_text(exits[0][1]) == "exited with status 3"
+        runner.kill(sleeper, signal.SIGTERM)
+        while len(exits) < 2 and time.monotonic() < deadline:
+            exits += runner.reap()
+            time.sleep(0.01)
+        assert exits[1][0] == sleeper and exit_text(exits[1][1]) == "killed by SIGTERM"
+    finally:
+        runner.close()
