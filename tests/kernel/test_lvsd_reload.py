@@ -88,7 +88,9 @@ def test_reload_applies_a_minimal_diff_and_ignores_a_broken_file(lab):
     result = runner.invoke(cli, ["drain", "web", "web2", "--socket", str(lvsd.sock)])
     assert result.exit_code == 0, result.output
     wait_for("web2 drained", lambda: f"{WEB} {WEB2}" not in weights(ns), 10)
-    assert lvsd.server("web2")["drain"]["state"] == "drained"
+    # the snapshot is rewritten after the table change: wait for it rather than race it
+    wait_for("web2 drained in the status", lambda: (lvsd.server("web2").get("drain") or {})
+             .get("state") == "drained", 10)
     result = runner.invoke(cli, ["status", "--status-file", str(lvsd.status)])
     assert "DRAINED" in result.output, result.output
     result = runner.invoke(cli, ["enable", "web", "web2", "--socket", str(lvsd.sock)])
