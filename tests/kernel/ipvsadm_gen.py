@@ -11,6 +11,9 @@ Addresses stay inside the test namespaces' ranges (198.51.100.0/24, 10.200.0.0/2
 real server into ``Local`` and refuses broadcast ones). IPv6 addresses vary their second
 32-bit word over the whole range, and fwmarks span 1..2**32-1, so the wrap-around sort order
 (including its non-transitive cycles) gets exercised.
+
+That order is not a total order, so what ipvsadm prints depends on the order the kernel dumps
+the table in: :func:`canonical_save` sorts :func:`kernel_order`, not the generation order.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from hypothesis import strategies as st
 
 from piranha.cli.ipvsadm_format import Fmt, Namer, render_services
 from piranha.cli.ipvsadm_values import StaticResolver
+from piranha.ipvs.fake import service_bucket
 from piranha.ipvs.types import (
     Dest,
     Family,
@@ -158,9 +162,29 @@ def tables(draw: st.DrawFn, min_services: int = 0, max_services: int = 6) -> Gen
 _NUMERIC = Namer(True, StaticResolver({}, {}))
 
 
-def canonical_save(table: GenTable) -> str:
-    """What ``ipvsadm -Sn`` prints for the table (thresholds are not saved)."""
-    t = table.table()
+def kernel_order(table: GenTable, salt: int = 0) -> Table:
+    """The table as the kernel dumps it once :func:`restore_script` has built it.
+
+    ``ipvs_cmp_services`` and ``ipvs_cmp_dests`` are no total order (a difference of exactly
+    2**31 compares "less" both ways, and there are cycles), so ipvsadm's sorted output depends
+    on this input order. The kernel walks its address-hashed table before its fwmark table,
+    bucket by bucket (``salt``: see :func:`piranha.ipvs.fake.service_bucket`), newest first in a
+    bucket, and lists each service's real servers newest first.
+    """
+    born = {g.service.key: i for i, g in enumerate(table.services)}
+    order = sorted(table.services,
+                   key=lambda g: (service_bucket(g.service.key, salt), -born[g.service.key]))
+    return Table(tuple(g.service for g in order),
+                 {g.service.key: tuple(reversed(g.dests)) for g in order})
+
+
+def canonical_save(table: GenTable, salt: int = 0) -> str:
+    """What ``ipvsadm -Sn`` prints for the table (thresholds are not saved).
+
+    Exact for a namespace whose bucket salt is ``salt``; the orders of most tables do not
+    depend on it (only wrap-around ties and cycles across buckets do).
+    """
+    t = kernel_order(table, salt)
     return render_services(t.services, t, Fmt.RULE | Fmt.NUMERIC, _NUMERIC)
 
 

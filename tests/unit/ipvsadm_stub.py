@@ -12,8 +12,8 @@ from piranha.ipvs.types import AddDest, AddService, Daemon, DaemonState, Op, Sta
 class RecordingFake(FakeIpvs):
     """FakeIpvs that remembers each ``apply`` call's ops (to check -R's batching)."""
 
-    def __init__(self, table: Table | None = None):
-        super().__init__(interfaces=("lo", "eth0", "eth1", "dummy0"))
+    def __init__(self, table: Table | None = None, *, salt: int = 0):
+        super().__init__(interfaces=("lo", "eth0", "eth1", "dummy0"), salt=salt)
         self.applied: list[list[Op]] = []
         if table is not None:
             self.load(table)

@@ -195,6 +195,22 @@ def test_fwmark_ipv6_service_and_default_scheduler():
     assert (op.service.scheduler, op.service.netmask, op.service.timeout) == ("wlc", 64, 360)
 
 
+@pytest.mark.parametrize(("text", "mark"), [
+    ("2147483648", 2**31), ("4294967295", 2**32 - 1), ("+7", 7), (" 7", 7),
+    # what -S prints for marks >= 2**31 (its "-f %d"): strtol gives a negative long, which as
+    # the unsigned long ``l`` is > UINT_MAX, so 1.31 cannot read its own save of such a mark
+    ("-2147483648", None), ("-1", None), ("0", None), ("-0", None), ("4294967296", None),
+    ("7 ", None), ("0x10", None), ("", None), ("99999999999999999999", None),
+])
+def test_fwmark_is_strtol_into_an_unsigned_long_up_to_uint_max(text, mark):
+    """ipvsadm.c parse_fwmark: ``l = strtol(buf, &end, 10)`` with ``unsigned long l``, refused
+    if ``*end != '\\0' || end == buf || errno == ERANGE || l <= 0 || l > UINT_MAX``."""
+    if mark is None:
+        assert refusal("-A", "-f", text) == (2, f"invalid fwmark value `{text}' specified\n")
+    else:
+        assert command_op(p("-A", "-f", text)).service.key == ServiceKey.mark(mark)
+
+
 def test_tunnel_dest_op():
     op = command_op(p("-a", "-f", "7", "-r", "[2001:db8::7]:0", "-i", "--tun-type", "gue",
                       "--tun-port", "6080", "--tun-remcsum", "-w", "2147483647", "-x", "5"))
