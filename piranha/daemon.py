@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 
 from piranha import __version__
@@ -42,3 +44,25 @@ def load_or_exit(path: str, prog: str) -> LoadResult:
     for warning in result.warnings:
         print(warning, file=sys.stderr)
     return result
+
+
+def daemonize(nofork: bool) -> None:
+    """Detach: fork (unless ``nofork``), new session, stdio to /dev/null."""
+    if not nofork and os.fork():
+        os._exit(0)
+    with contextlib.suppress(OSError):
+        os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def write_pidfile(path: str, prog: str) -> None:
+    """Write our pid to ``path`` (a failure is reported, not fatal: Piranha's behaviour)."""
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w", encoding="ascii") as f:
+            f.write(f"{os.getpid()}\n")
+    except OSError as exc:
+        print(f"{prog}: cannot write pid file {path}: {exc}", file=sys.stderr)

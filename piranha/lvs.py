@@ -50,6 +50,8 @@ def parser() -> argparse.ArgumentParser:
                    help=f"drains and owned services across restarts (default {STATE_FILE})")
     p.add_argument("--reconcile-interval", type=float, default=5.0, metavar="SECONDS",
                    help="compare the kernel's table with the wanted one this often (default 5)")
+    p.add_argument("--ready-fd", type=int, default=None, metavar="FD",
+                   help="write a line to FD and close it once the table is programmed (pulse)")
     # tests and the scale benchmark on a host without IPVS: an in-memory table (lost at exit)
     p.add_argument("--backend", choices=("netlink", "fake"), default="netlink",
                    help=argparse.SUPPRESS)
@@ -75,18 +77,6 @@ def nanny_factory(fd: int) -> Callable[[CheckSpec, int | None], tuple[Main, list
     return make
 
 
-def _daemonize(nofork: bool) -> None:
-    """Detach: fork (unless --nofork), new session, stdio to /dev/null."""
-    if not nofork and os.fork():
-        os._exit(0)
-    with contextlib.suppress(OSError):
-        os.setsid()
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    os.close(null)
-
-
 def _report_pair() -> tuple[socket.socket, socket.socket]:
     """(lvsd's end, the nannies' end) of the report socket; lvsd's end sees sender pids."""
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
@@ -103,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(test_plan(result.cluster)))
         return 0
     if not args.nodaemon:
-        _daemonize(args.nofork)
+        daemon.daemonize(args.nofork)
     log = logs.setup(args.nodaemon, args.verbose)
     try:
         backend = _backend(args.backend)
@@ -116,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         log.error(f"cannot open the control socket {args.control_socket}: {exc}")
         return 1
-    _write_pidfile(args.pidfile)
+    daemon.write_pidfile(args.pidfile, "lvsd")
     nanny.rehearse()  # before the zygote forks: see its docstring
     runner = ZygoteRunner(keep_fds=[theirs.fileno()])
     engine = Engine(result.cluster, args.configfile, backend, runner,
@@ -126,11 +116,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return Daemon(engine, runner, mine, listener, log, load=load,
                       status_path=args.status_file, reconcile_interval=args.reconcile_interval,
-                      clock=time.monotonic).run()
+                      clock=time.monotonic, on_ready=_ready_notifier(args.ready_fd)).run()
     finally:
         runner.close()
         with contextlib.suppress(OSError):
             os.unlink(args.pidfile)
+
+
+def _ready_notifier(fd: int | None) -> Callable[[], None] | None:
+    """Tell pulse (the parent) that the first reconcile is done: one line on ``fd``."""
+    if fd is None:
+        return None
+    os.set_inheritable(fd, False)  # nannies must not hold pulse's pipe open
+
+    def notify() -> None:
+        with contextlib.suppress(OSError):
+            os.write(fd, b"ready\n")
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    return notify
 
 
 def _backend(kind: str) -> IpvsBackend:
@@ -140,15 +144,6 @@ def _backend(kind: str) -> IpvsBackend:
         return FakeIpvs()
     from piranha.ipvs.netlink import NetlinkIpvs
     return NetlinkIpvs()
-
-
-def _write_pidfile(path: str) -> None:
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "w", encoding="ascii") as f:
-            f.write(f"{os.getpid()}\n")
-    except OSError as exc:
-        print(f"lvsd: cannot write pid file {path}: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -127,6 +127,7 @@ class Cluster:
     backup_shared: str | None = None
     heartbeat: bool = False
     heartbeat_port: int = 539
+    heartbeat_key: str | None = None  # extension: HMAC key of authenticated heartbeats
     keepalive: float = 2.0
     deadtime: float = 5.0
     network: Network = Network.NAT

@@ -54,6 +54,7 @@ GLOBAL: dict[str, Key] = {
     "backup_shared": WORD,
     "heartbeat": BOOL,
     "heartbeat_port": Key(v.heartbeat_port),
+    "heartbeat_key": Key(v.heartbeat_key),  # extension: authenticated heartbeats
     "keepalive": Key(v.seconds(0, inclusive=False)),
     "deadtime": Key(v.seconds(0, inclusive=False)),
     "network": Key(v.choice(("nat", "direct", "tunnel"))),

@@ -182,6 +182,19 @@ def word(tokens: tuple[Token, ...], ctx: Context) -> str:
     return value
 
 
+#: the shortest heartbeat_key accepted (the HMAC key; see piranha.heartbeat.packet)
+MIN_HEARTBEAT_KEY = 16
+
+
+def heartbeat_key(tokens: tuple[Token, ...], ctx: Context) -> str:
+    """The shared secret of authenticated heartbeats: at least 16 characters, no blanks."""
+    value = word(tokens, ctx)
+    if len(value.encode()) < MIN_HEARTBEAT_KEY:
+        raise Invalid(tokens[0], f"expected a key of at least {MIN_HEARTBEAT_KEY} characters, "
+                      f"found {len(value.encode())}")
+    return value
+
+
 def command(tokens: tuple[Token, ...], ctx: Context) -> str:
     """A command line run without a shell, split on blanks: its program must be absolute."""
     value = word(tokens, ctx)

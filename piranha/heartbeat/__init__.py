@@ -13,6 +13,7 @@ from piranha.heartbeat.events import (
     LinkDown,
     LinkUp,
     LvsdExited,
+    LvsdReady,
     PeerHeard,
     ProtocolError,
     ReloadLvsd,
@@ -38,6 +39,7 @@ from piranha.heartbeat.packet import (
 __all__ = [
     "TRANSITIONS", "Action", "Activate", "Announce", "AuthCodec", "Codec", "Deactivate",
     "Event", "FailoverMachine", "Fault", "Hangup", "Heartbeat", "LinkDown", "LinkUp",
-    "LvsdExited", "Magic", "Mode", "PeerHeard", "PlainCodec", "ProtocolError", "Reason",
+    "LvsdExited", "LvsdReady", "Magic", "Mode", "PeerHeard", "PlainCodec", "ProtocolError",
+    "Reason",
     "Rejected", "ReloadLvsd", "SendHeartbeat", "Start", "State", "Step", "Terminate", "Tick",
 ]

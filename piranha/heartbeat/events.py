@@ -78,10 +78,18 @@ class LinkUp:
 
 @dataclass(frozen=True)
 class LvsdExited:
-    """The lvsd child exited; ``detail`` is pulse's line (``Child process N exited ...``)."""
+    """lvsd failed: it exited (cold standby, Piranha) or keeps crashing (warm standby);
+    ``detail`` is pulse's line (``Child process N exited ...``)."""
 
     now: float
     detail: str = "lvsd exited"
+
+
+@dataclass(frozen=True)
+class LvsdReady:
+    """lvsd (re)started and programmed its table (warm standby: clears the lvsd fault)."""
+
+    now: float
 
 
 @dataclass(frozen=True)
@@ -99,7 +107,8 @@ class Terminate:
     signum: int = 15
 
 
-Event = Start | Tick | PeerHeard | LinkDown | LinkUp | LvsdExited | Hangup | Terminate
+Event = (Start | Tick | PeerHeard | LinkDown | LinkUp | LvsdExited | LvsdReady | Hangup
+         | Terminate)
 
 
 # ---- actions ------------------------------------------------------------------------------

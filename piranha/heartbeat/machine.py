@@ -42,7 +42,9 @@ LinkDown                    ACTIVE                       Deactivate, BLOCKED (li
 LinkDown                    STANDBY or BLOCKED           BLOCKED (link)
 LinkUp                      link fault                   clear it (STANDBY if no other fault)
 LvsdExited                  ACTIVE                       Deactivate, BLOCKED (lvsd)
+LvsdExited                  STANDBY, warm standby        BLOCKED (lvsd): no table to serve
 LvsdExited                  otherwise                    nothing (not our child)
+LvsdReady                   lvsd fault, warm standby     clear it (STANDBY if no other fault)
 Hangup                      ACTIVE                       ReloadLvsd
 Terminate                   any                          Deactivate if ACTIVE, one last STOPPED
                                                          heartbeat, TERMINATED
@@ -76,6 +78,7 @@ from piranha.heartbeat.events import (
     LinkDown,
     LinkUp,
     LvsdExited,
+    LvsdReady,
     PeerHeard,
     ProtocolError,
     ReloadLvsd,
@@ -103,7 +106,8 @@ TRANSITIONS: dict[tuple[State, type], frozenset[State]] = {
     (_S, PeerHeard): _to(_S, _A),  # partner STOPPED: take over (the backup may wait)
     (_S, LinkDown): _to(_B),
     (_S, LinkUp): _to(_S),
-    (_S, LvsdExited): _to(_S),  # not our child: nothing runs while standby
+    (_S, LvsdExited): _to(_S, _B),  # cold: not our child; warm: cannot take over
+    (_S, LvsdReady): _to(_S),
     (_S, Hangup): _to(_S),
     (_S, Terminate): _to(_T),
     (_A, Tick): _to(_A),  # heartbeat only; partner dead changes nothing
@@ -111,6 +115,7 @@ TRANSITIONS: dict[tuple[State, type], frozenset[State]] = {
     (_A, LinkDown): _to(_B),
     (_A, LinkUp): _to(_A),
     (_A, LvsdExited): _to(_B),
+    (_A, LvsdReady): _to(_A),
     (_A, Hangup): _to(_A),
     (_A, Terminate): _to(_T),
     (_B, Tick): _to(_B),
@@ -118,6 +123,7 @@ TRANSITIONS: dict[tuple[State, type], frozenset[State]] = {
     (_B, LinkDown): _to(_B),
     (_B, LinkUp): _to(_B, _S),  # clears the link fault
     (_B, LvsdExited): _to(_B),
+    (_B, LvsdReady): _to(_B, _S),  # warm standby: clears the lvsd fault
     (_B, Hangup): _to(_B),
     (_B, Terminate): _to(_T),
 }
@@ -149,6 +155,8 @@ class FailoverMachine:
     backup_active: bool = True
     force_active: bool = False
     authenticated: bool = False
+    #: lvsd runs on the standby too: its failure blocks takeover, its recovery clears that
+    warm_standby: bool = False
     state: State = field(default=State.INIT, init=False)
     faults: frozenset[Fault] = field(default=frozenset(), init=False)
     _peer: _Peer = field(default_factory=_Peer, init=False, repr=False)
@@ -204,6 +212,8 @@ class FailoverMachine:
                 return self._link_up()
             case LvsdExited():
                 return self._lvsd_exited(event)
+            case LvsdReady():
+                return self._lvsd_ready()
             case Hangup():
                 return self._hangup()
             case Terminate():
@@ -312,11 +322,20 @@ class FailoverMachine:
         return self._clear(Fault.LINK, "Local NIC link(s) restored: Pulse enabled")
 
     def _lvsd_exited(self, event: LvsdExited) -> Step:
+        if self.state is _S and self.warm_standby:
+            self.faults |= {Fault.LVSD}
+            return self._step(_B, (), f"{event.detail}: lvsd is failing, this director "
+                                      "cannot take over until it recovers")
         if self.state is not _A:
             return self._step(self.state, (), f"{event.detail}: not active, ignored")
         self.faults |= {Fault.LVSD}
         return self._step(_B, (Deactivate(),), f"{event.detail}: deactivating LVS, staying "
                                                "inactive until the partner is active")
+
+    def _lvsd_ready(self) -> Step:
+        if not self.warm_standby or Fault.LVSD not in self.faults:
+            return self._step(self.state)
+        return self._clear(Fault.LVSD, "lvsd recovered: lvsd failure cleared")
 
     def _hangup(self) -> Step:
         if self.state is _A:

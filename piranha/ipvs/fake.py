@@ -14,9 +14,10 @@ fixed).
 from __future__ import annotations
 
 import errno as E
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv6Address
+from typing import Any
 
 from piranha.errors import KernelError
 from piranha.ipvs import nlmsg
@@ -331,7 +332,8 @@ def _added(stats: Stats, counts: dict[str, int]) -> Stats:
     return replace(stats, **{k: getattr(stats, k) + v for k, v in counts.items()})
 
 
-_HANDLERS = {
+#: op type -> the method applying it (returns an errno, 0 on success)
+_HANDLERS: dict[type, Callable[[FakeIpvs, Any], int]] = {
     AddService: FakeIpvs._add_service, EditService: FakeIpvs._edit_service,
     DelService: FakeIpvs._del_service, AddDest: FakeIpvs._add_dest,
     EditDest: FakeIpvs._edit_dest, DelDest: FakeIpvs._del_dest, Flush: FakeIpvs._flush,

@@ -46,10 +46,12 @@ class Daemon:
     def __init__(self, engine: Engine, runner: ProcessRunner, reports: socket.socket,
                  listener: socket.socket | None, log: Logger, *,
                  load: Callable[[str], LoadResult], status_path: str | None,
-                 reconcile_interval: float = 5.0, clock: Callable[[], float]) -> None:
+                 reconcile_interval: float = 5.0, clock: Callable[[], float],
+                 on_ready: Callable[[], None] | None = None) -> None:
         self.engine, self.runner, self.reports, self.listener = engine, runner, reports, listener
         self.log, self.load, self.status_path = log, load, status_path
         self.interval, self.clock = reconcile_interval, clock
+        self.on_ready = on_ready
         self.sel = selectors.DefaultSelector()
         self.wake_r = -1
 
@@ -72,6 +74,8 @@ class Daemon:
         """The loop proper."""
         self.engine.start()
         self._write_status()
+        if self.on_ready is not None:  # the table is programmed: pulse may raise the VIPs
+            self.on_ready()
         next_timer = self.clock() + self.interval
         while True:
             wait = min(next_timer, self.engine.next_deadline() or math.inf) - self.clock()

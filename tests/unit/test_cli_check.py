@@ -71,11 +71,10 @@ def test_missing_file_is_an_error(tmp_path: Path) -> None:
                    "directory\n1 error; configuration not loaded\n")
 
 
-def test_daemons_test_start_load_the_config(capsys) -> None:
-    assert pulse.main(["-t", "-c", str(ROOT / "conf/lvs.cf")]) == 0
+def test_lvsd_test_start_loads_the_config(capsys) -> None:
+    # pulse -t also needs the config's interfaces: tests/netns/test_pulse_failover.py
     assert lvs.main(["-t", "-c", str(ROOT / "conf/lvs.cf")]) == 0
     out = capsys.readouterr().out
-    assert "2 active virtual services" in out
     assert "lvs: virtual service https: 3 active real servers" in out
 
 

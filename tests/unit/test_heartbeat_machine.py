@@ -20,6 +20,7 @@ from piranha.heartbeat.events import (
     LinkDown,
     LinkUp,
     LvsdExited,
+    LvsdReady,
     PeerHeard,
     ProtocolError,
     ReloadLvsd,
@@ -294,6 +295,33 @@ def test_lvsd_exit_when_not_active_is_ignored(make_machine: Any) -> None:
         state, state, (), "Child process 7 exited with status 0: not active, ignored")
 
 
+def test_warm_standby_lvsd_failure_blocks_takeover_until_it_recovers() -> None:
+    m = standby(warm_standby=True)
+    step = m.handle(LvsdExited(1.0, "lvsd failed 3 times in a row"))
+    assert step == Step(S, B, (), "lvsd failed 3 times in a row: lvsd is failing, this director "
+                                  "cannot take over until it recovers")
+    assert m.faults == {Fault.LVSD}
+    assert m.handle(Tick(10 * D)).actions == (SendHeartbeat(Magic.STOPPED),)  # partner dead
+    assert m.state is B
+    assert m.handle(LvsdReady(10 * D + 0.1)) == Step(B, S, (), "lvsd recovered: lvsd failure "
+                                                               "cleared")
+    assert m.handle(Tick(12 * D)).actions[0] == Activate()
+
+
+def test_lvsd_ready_keeps_a_link_fault() -> None:
+    m = standby(warm_standby=True)
+    m.handle(LinkDown(0.5))
+    m.handle(LvsdExited(0.6))
+    assert m.handle(LvsdReady(0.7)).after is B and m.faults == {Fault.LINK}
+
+
+def test_lvsd_ready_is_a_no_op_in_cold_standby_and_when_healthy() -> None:
+    m = blocked(Fault.LVSD)  # cold: only a RUNNING partner clears it (Piranha)
+    assert m.handle(LvsdReady(1.0)) == Step(B, B)
+    assert active().handle(LvsdReady(1.0)) == Step(A, A)
+    assert standby(warm_standby=True).handle(LvsdReady(1.0)) == Step(S, S)
+
+
 # ---- signals -----------------------------------------------------------------------------------
 
 
@@ -322,7 +350,7 @@ def test_terminate_standby_and_lone_master() -> None:
 # ---- the table is enforced ---------------------------------------------------------------------
 
 EVENTS = [Tick(1.0), PeerHeard(1.0, RUNNING), LinkDown(1.0), LinkUp(1.0), LvsdExited(1.0),
-          Hangup(1.0), Terminate(1.0)]
+          LvsdReady(1.0), Hangup(1.0), Terminate(1.0)]
 
 
 def test_every_live_state_has_a_row_for_every_event() -> None:

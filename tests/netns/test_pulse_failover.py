@@ -1,0 +1,255 @@
+"""pulse on two directors in namespaces on the host: heartbeats, VIP takeover, ARP, SIGTERM,
+SIGHUP, -t. lvsd runs with its in-memory table here (no IPVS on the host); the kernel tier
+repeats the failover with the real table and real servers behind the VIP.
+
+Each director also answers TCP on 0.0.0.0:8080 with its name, so the client can tell which
+director holds the VIP just by connecting to it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pulse_lab import (
+    VIP,
+    Lan,
+    NameServer,
+    Pulse,
+    addresses,
+    ask,
+    has_vip,
+    neighbour_mac,
+    running,
+    spoof_udp,
+    wait_for,
+)
+
+KEEPALIVE, DEADTIME = 0.2, 0.6
+MAC1, MAC2 = "02:00:00:00:00:01", "02:00:00:00:00:02"
+
+CONFIG = f"""\
+serial_no = 1
+primary = 198.51.100.1
+service = lvs
+backup_active = 1
+backup = 198.51.100.2
+heartbeat = 1
+heartbeat_port = 5390
+keepalive = {KEEPALIVE}
+deadtime = {DEADTIME}
+network = direct
+{{extra}}
+virtual web {{{{
+     active = 1
+     address = {VIP} eth0:1
+     port = 80
+     timeout = 1
+     server rs1 {{{{
+         address = 198.51.100.100
+         active = 1
+     }}}}
+}}}}
+"""
+
+
+@pytest.fixture
+def lan() -> Iterator[Lan]:
+    net = Lan(f"pp{os.getpid() % 10000}{uuid.uuid4().hex[:4]}")
+    try:
+        net.create()
+        net.add("d1", "198.51.100.1/24", MAC1)
+        net.add("d2", "198.51.100.2/24", MAC2)
+        net.add("client", "198.51.100.100/24", "02:00:00:00:00:64")
+        yield net
+    finally:
+        net.delete()
+
+
+@pytest.fixture
+def names(lan: Lan) -> Iterator[None]:
+    servers = [NameServer(lan["d1"].ns, "d1"), NameServer(lan["d2"].ns, "d2")]
+    yield
+    for s in servers:
+        s.close()
+
+
+def pair(lan: Lan, tmp_path: Path, extra: str = "", args1: tuple[str, ...] = (),
+         args2: tuple[str, ...] = ()) -> tuple[Pulse, Pulse]:
+    config = CONFIG.format(extra=extra)
+    fake = ["--backend=fake"]
+    return (Pulse(lan["d1"], tmp_path, "d1", config, list(args1), fake),
+            Pulse(lan["d2"], tmp_path, "d2", config, list(args2), fake))
+
+
+def test_started_together_the_primary_is_active_and_the_backup_takes_over_on_a_crash(
+        lan: Lan, tmp_path: Path, names: None) -> None:
+    p1, p2 = pair(lan, tmp_path)
+    client = lan["client"].ns
+    with running(p1, p2):
+        p2.start()  # the backup first: it must still end up standby
+        p1.start()
+        wait_for("the VIP on the primary", lambda: has_vip(lan["d1"].ns), 20)
+        wait_for("the VIP answering from d1", lambda: ask(client, VIP) == "d1", 10)
+        assert not has_vip(lan["d2"].ns)
+        assert "STARTING PULSE AS MASTER" in p1.text()
+        assert "STARTING PULSE AS BACKUP" in p2.text()
+        assert f" {VIP}/32 " in addresses(lan["d1"].ns) and "eth0:1" in addresses(lan["d1"].ns)
+        assert neighbour_mac(client, VIP) == MAC1
+        time.sleep(3 * DEADTIME)  # steady: nobody flaps
+        assert not has_vip(lan["d2"].ns) and has_vip(lan["d1"].ns)
+
+        p1.crash()
+        killed = time.monotonic()
+        wait_for("the VIP answering from d2", lambda: ask(client, VIP, timeout=0.1) == "d2", 10,
+                 step=0.01)
+        took = time.monotonic() - killed
+        print(f"pulse failover (host tier, deadtime {DEADTIME}): VIP answered by the backup "
+              f"after {took:.2f} s")
+        assert took <= DEADTIME + 1.5  # the kernel tier holds the tighter deadtime + 0.5 s
+        assert neighbour_mac(client, VIP) == MAC2
+        assert "partner dead: activating lvs" in p2.text()
+
+        # the primary returns and stays passive (no fail-back without --forceactive)
+        p1.start()
+        p1.wait_log("STARTING PULSE AS MASTER", 20)
+        time.sleep(4 * DEADTIME)
+        assert has_vip(lan["d2"].ns) and not has_vip(lan["d1"].ns)
+        assert ask(client, VIP) == "d2"
+
+
+def test_sigterm_hands_over_at_once_and_removes_only_what_pulse_added(
+        lan: Lan, tmp_path: Path, names: None) -> None:
+    p1, p2 = pair(lan, tmp_path)
+    with running(p1, p2):
+        p1.start()
+        p2.start()
+        wait_for("the VIP on the primary", lambda: has_vip(lan["d1"].ns), 20)
+        p2.wait_log("started lvsd", 20)
+        t0 = time.monotonic()
+        assert p1.stop() == 0
+        wait_for("the VIP on the backup", lambda: has_vip(lan["d2"].ns), 10, step=0.01)
+        # the last STOPPED heartbeat makes the backup take over before deadtime runs out
+        assert time.monotonic() - t0 < 5
+        assert "198.51.100.1/24" in addresses(lan["d1"].ns) and not has_vip(lan["d1"].ns)
+        assert "Terminating due to signal 15" in p1.text()
+        assert not (p1.dir / "pulse.pid").exists()
+
+
+def test_forceactive_primary_takes_the_vip_back(lan: Lan, tmp_path: Path, names: None) -> None:
+    p1, p2 = pair(lan, tmp_path, args1=("--forceactive",))
+    with running(p1, p2):
+        p2.start()
+        wait_for("the lone backup taking the VIP", lambda: has_vip(lan["d2"].ns), 20)
+        p1.start()
+        wait_for("the forced primary taking it back", lambda: has_vip(lan["d1"].ns), 20)
+        wait_for("the backup standing down", lambda: not has_vip(lan["d2"].ns), 10)
+        assert "partner active: deactivating LVS" in p2.text()
+        assert neighbour_mac(lan["client"].ns, VIP) in (MAC1, None)
+
+
+STOPPED = bytes.fromhex("bddabdad")  # Piranha's LVS STOPPED magic, little-endian
+
+
+def forge(lan: Lan, count: int = 10) -> None:
+    """From the client: STOPPED heartbeats to the backup claiming to come from the primary,
+    plain and in the authenticated format with a wrong key."""
+    from piranha.heartbeat.packet import AuthCodec, Magic
+    wrong = AuthCodec(b"not-the-real-key-at-all", ["198.51.100.1"])
+    for _ in range(count):
+        for payload in (STOPPED, wrong.encode(Magic.STOPPED, time.time())):
+            spoof_udp(lan["client"].ns, "198.51.100.1", "198.51.100.2", 5390, payload)
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("authenticated", [True, False])
+def test_forged_heartbeats_cause_no_takeover_in_authenticated_mode(
+        lan: Lan, tmp_path: Path, names: None, authenticated: bool) -> None:
+    key = "heartbeat_key = 0123456789abcdef0123456789abcdef" if authenticated else ""
+    p1, p2 = pair(lan, tmp_path, extra=key)
+    with running(p1, p2):
+        p1.start()
+        p2.start()
+        wait_for("the VIP on the primary", lambda: has_vip(lan["d1"].ns), 20)
+        p2.wait_log("started lvsd", 20)
+        time.sleep(2 * DEADTIME)
+        forge(lan)
+        time.sleep(2 * DEADTIME)
+        took_over = "activating lvs" in p2.text()
+        if authenticated:
+            assert not took_over, p2.text()
+            assert "heartbeat authentication failed" in p2.text()
+            assert "unauthenticated heartbeat in authenticated mode" in p2.text()
+            assert has_vip(lan["d1"].ns) and not has_vip(lan["d2"].ns)
+            assert "readable by other users" not in p1.text()  # lvs.cf is mode 600 here
+        else:  # the control: Piranha's format believes the forger
+            assert took_over, p2.text()
+
+
+def test_sighup_adds_a_new_vip_and_a_broken_file_changes_nothing(
+        lan: Lan, tmp_path: Path, names: None) -> None:
+    p1, p2 = pair(lan, tmp_path)
+    with running(p1, p2):
+        p1.start()
+        p2.start()
+        wait_for("the VIP on the primary", lambda: has_vip(lan["d1"].ns), 20)
+        second = CONFIG.format(extra="") + CONFIG.format(extra="").split("network = direct\n")[1]\
+            .replace("virtual web", "virtual web2").replace(f"{VIP} eth0:1",
+                                                              "198.51.100.11 eth0:2")
+        p1.cf.write_text(second)
+        p1.signal(signal.SIGHUP)
+        wait_for("the new VIP", lambda: has_vip(lan["d1"].ns, "198.51.100.11"), 10)
+        assert has_vip(lan["d1"].ns)
+        p1.cf.write_text("primary = 198.51.100.1\nvirtual broken {\n     active = maybe\n}\n")
+        p1.signal(signal.SIGHUP)
+        p1.wait_log("is invalid; the running configuration stays", 10)
+        assert has_vip(lan["d1"].ns) and has_vip(lan["d1"].ns, "198.51.100.11")
+        p1.cf.write_text(CONFIG.format(extra=""))
+        p1.signal(signal.SIGHUP)
+        wait_for("the dropped VIP gone", lambda: not has_vip(lan["d1"].ns, "198.51.100.11"), 10)
+        assert has_vip(lan["d1"].ns)
+
+
+def test_test_start_goes_through_the_motions_and_touches_nothing(
+        lan: Lan, tmp_path: Path) -> None:
+    p1, _ = pair(lan, tmp_path)
+    before = addresses(lan["d1"].ns)
+    out = lan["d1"].ns.exec(p1.argv("-t")[4:])
+    assert out.returncode == 0, out.stderr
+    assert "this director is the master" in out.stdout
+    assert "heartbeat public: 198.51.100.1 -> 198.51.100.2 udp/5390" in out.stdout
+    assert f"would add {VIP}/32 on eth0:1 (virtual web)" in out.stdout
+    assert "lvs: would run: ipvsadm -A -t 198.51.100.10:80 -s wlc" in out.stdout
+    assert addresses(lan["d1"].ns) == before
+    assert not (p1.dir / "pulse.pid").exists() and not p1.status_file.exists()
+
+
+def test_start_errors_name_the_problem(lan: Lan, tmp_path: Path) -> None:
+    p1, _ = pair(lan, tmp_path)
+    p1.cf.write_text(CONFIG.format(extra="").replace("eth0:1", "eth7:1"))
+    out = lan["d1"].ns.exec(p1.argv("-n")[4:])
+    assert out.returncode == 1
+    assert "virtual web: address 198.51.100.10 is on device eth7:1, but this director has " \
+           "no interface eth7" in out.stderr
+    p1.cf.write_text(CONFIG.format(extra="").replace("active = 1\n     address",
+                                                     "active = 0\n     address"))
+    out = lan["d1"].ns.exec(p1.argv("-n")[4:])
+    assert (out.returncode, out.stderr.splitlines()[-1]) == (
+        1, f"pulse: no active lvs services defined in {p1.cf}")
+    p1.cf.write_text(CONFIG.format(extra=""))
+    with lan["d1"].ns.entered():
+        taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("198.51.100.1", 5390))
+    try:
+        out = lan["d1"].ns.exec(p1.argv("-n")[4:])
+    finally:
+        taken.close()
+    assert out.returncode == 1
+    assert "failed to bind to heartbeat address 198.51.100.1 port 5390" in out.stderr
+    assert "pulse: cannot create heartbeat socket. running as root?" in out.stderr
