@@ -5,7 +5,7 @@
 PYTEST_ARGS ?=
 VENV := .venv
 
-.PHONY: test bootstrap lint host-test kernel-test
+.PHONY: test bootstrap lint host-test kernel-test demo demo-keep
 
 test:
 	scripts/test.sh
@@ -14,7 +14,7 @@ bootstrap:
 	scripts/bootstrap.sh
 
 lint: bootstrap
-	$(VENV)/bin/ruff check piranha tests scripts
+	$(VENV)/bin/ruff check piranha tests scripts bench demo
 	$(VENV)/bin/mypy
 
 host-test: bootstrap
@@ -22,3 +22,9 @@ host-test: bootstrap
 
 kernel-test: bootstrap
 	scripts/vm-pytest.sh $(PYTEST_ARGS)
+
+demo:
+	scripts/demo.sh
+
+demo-keep:
+	scripts/demo.sh --keep

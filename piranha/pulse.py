@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import stat
 import sys
 import time
-from collections.abc import Callable
 from logging import Logger
 
 from piranha import daemon, sdnotify
@@ -30,11 +30,13 @@ from piranha.heartbeat.machine import FailoverMachine
 from piranha.heartbeat.packet import AuthCodec, Codec, PlainCodec
 from piranha.heartbeat.transport import BindError, Transport
 from piranha.lvsd import logs
+from piranha.lvsd.statefile import write_atomic
 from piranha.model import Cluster, Network, ServiceType
 from piranha.net.arp import send_frame
 from piranha.net.rtnl import Rtnl
 
 PIDFILE = "/var/run/pulse.pid"
+STATUS_FILE = "/var/run/piranha/pulse.status.json"
 LVSD = "/usr/sbin/lvsd"
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 
@@ -47,6 +49,8 @@ def parser() -> argparse.ArgumentParser:
                    help=f"lvsd to run (default {LVSD}, else the lvsd installed with pulse)")
     p.add_argument("--norun", dest="test_start", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--pidfile", default=PIDFILE, help=f"pid file (default {PIDFILE})")
+    p.add_argument("--status-file", default=STATUS_FILE,
+                   help=f"role and state for piranha-gui and scripts (default {STATUS_FILE})")
     p.add_argument("--cold-standby", action="store_true",
                    help="Piranha's way: start lvsd only when this director becomes active")
     p.add_argument("--lvsd-option", action="append", default=[], metavar="ARG",
@@ -123,15 +127,16 @@ def _run(args: argparse.Namespace, cluster: Cluster, mine: Settings, rtnl: Rtnl,
         inactive_cmd=mine.inactive_cmd, warm=warm,
         schedule=Schedule(count=args.announce), ready_timeout=args.lvsd_timeout)
     links = RtnlLinks(rtnl, mine.watched) if mine.watched else None
+    status = StatusFile(args.status_file, mine, machine, actuator, log)
     loop = PulseLoop(machine, transport, actuator, lvsd, log,
-                     Clocks(time.monotonic, time.time), links=links,
-                     on_state=_announce_state(log))
+                     Clocks(time.monotonic, time.time), links=links, on_state=status.changed)
     loop.reload = Reload(args.configfile, rtnl, mine, loop, log)
     sdnotify.notify(f"READY=1\nSTATUS=started as {'master' if mine.master else 'backup'}"
                     f"\nMAINPID={os.getpid()}")
     try:
         return loop.run()
     finally:
+        status.remove()
         sdnotify.notify("STOPPING=1")
         if links is not None:
             links.close()
@@ -198,11 +203,31 @@ def _reload(path: str, rtnl: Rtnl, old: Settings, log: Logger) -> Settings | Non
     return new
 
 
-def _announce_state(log: Logger) -> Callable[[State], None]:
-    def on_state(state: State) -> None:
+class StatusFile:
+    """pulse's state for the GUI and scripts, rewritten atomically on every state change:
+    ``{"pid", "role", "state", "since", "faults", "vips", "partner"}``; removed at exit."""
+
+    def __init__(self, path: str, mine: Settings, machine: FailoverMachine, actuator: Actuator,
+                 log: Logger) -> None:
+        self.path, self.mine, self.machine, self.actuator, self.log = (
+            path, mine, machine, actuator, log)
+
+    def changed(self, state: State) -> None:
         sdnotify.notify(f"STATUS={state.value}")
-        log.debug(f"state: {state.value}")
-    return on_state
+        self.log.debug(f"state: {state.value}")
+        doc = {"pid": os.getpid(), "role": "master" if self.mine.master else "backup",
+               "state": state.value, "since": time.time(),
+               "faults": sorted(f.value for f in self.machine.faults),
+               "vips": [str(v.ip) for v in self.actuator.vips],
+               "partner": self.mine.partners[0] if self.mine.partners else None}
+        try:
+            write_atomic(self.path, json.dumps(doc, sort_keys=True) + "\n", 0o644, sync=False)
+        except OSError as exc:
+            self.log.error(f"cannot write {self.path}: {exc}")
+
+    def remove(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
 
 
 def _codec(mine: Settings) -> Codec:

@@ -7,16 +7,20 @@ inode) and use only the veth end there, whose peer lives in namespace B.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shutil
 import socket
-import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-CLONE_NEWNET = 0x40000000
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "demo"))
+from netlab import Netns, delete, ip  # noqa: E402
+
+__all__ = ["Capture", "Netns", "Veth", "create_veth", "delete", "ip", "unavailable_reason"]
+
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 MAC_A = "02:00:00:c0:ff:ee"
@@ -32,51 +36,6 @@ def unavailable_reason() -> str | None:
     if shutil.which("ip") is None:
         return "needs iproute2 (`ip`)"
     return None
-
-
-def ip(*args: str, stdin: str | None = None) -> str:
-    """Run ``ip ARGS``; return stdout; raise with stderr on failure."""
-    proc = subprocess.run(["ip", *args], input=stdin, text=True, capture_output=True,
-                          timeout=30, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"ip {' '.join(args)}: {proc.stderr.strip()}")
-    return proc.stdout
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
-@dataclass(frozen=True)
-class Netns:
-    """A named network namespace (``/run/netns/NAME``)."""
-
-    name: str
-
-    def exec(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
-        """Run ``argv`` inside the namespace (text mode, output captured, no check)."""
-        return subprocess.run(["ip", "netns", "exec", self.name, *argv], text=True,
-                              capture_output=True, timeout=30, check=False)
-
-    @contextlib.contextmanager
-    def entered(self) -> Iterator[None]:
-        """Switch this thread into the namespace for the block (sockets made inside stay)."""
-        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        target = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
-        try:
-            _setns(target)
-            # the guard the whole module relies on: we really are in the test namespace
-            assert os.stat("/proc/thread-self/ns/net").st_ino == os.fstat(target).st_ino
-            yield
-        finally:
-            _setns(home)
-            os.close(target)
-            os.close(home)
 
 
 @dataclass(frozen=True)
@@ -138,10 +97,3 @@ class Capture:
     def close(self) -> None:
         """Close the socket."""
         self.sock.close()
-
-
-
-
-def delete(ns: Netns) -> None:
-    """Delete namespace ``ns`` (quietly: it may not exist)."""
-    subprocess.run(["ip", "netns", "delete", ns.name], capture_output=True, check=False)

@@ -102,6 +102,8 @@ def test_started_together_the_primary_is_active_and_the_backup_takes_over_on_a_c
         assert "STARTING PULSE AS BACKUP" in p2.text()
         assert f" {VIP}/32 " in addresses(lan["d1"].ns) and "eth0:1" in addresses(lan["d1"].ns)
         assert neighbour_mac(client, VIP) == MAC1
+        assert (p1.state()["role"], p1.state()["state"]) == ("master", "active")
+        assert (p2.state()["role"], p2.state()["partner"]) == ("backup", "198.51.100.1")
         time.sleep(3 * DEADTIME)  # steady: nobody flaps
         assert not has_vip(lan["d2"].ns) and has_vip(lan["d1"].ns)
 
@@ -139,7 +141,7 @@ def test_sigterm_hands_over_at_once_and_removes_only_what_pulse_added(
         assert time.monotonic() - t0 < 5
         assert "198.51.100.1/24" in addresses(lan["d1"].ns) and not has_vip(lan["d1"].ns)
         assert "Terminating due to signal 15" in p1.text()
-        assert not (p1.dir / "pulse.pid").exists()
+        assert not (p1.dir / "pulse.pid").exists() and p1.state() == {}
 
 
 def test_forceactive_primary_takes_the_vip_back(lan: Lan, tmp_path: Path, names: None) -> None:

@@ -1,0 +1,386 @@
+"""A LAN of network namespaces for pulse, lvsd and their real servers: the demo's topology,
+shared with the kernel tier's end-to-end tests and the host tier's pulse tests.
+
+Topology: namespace ``<tag>-lan`` holds the bridges (``br0`` public, ``br1`` private); every
+member namespace (directors, clients, real servers) gets an ``eth0`` plugged into one of them
+with a fixed MAC, so lvs.cf can say ``eth0:1`` in every director. Only 198.51.100.0/24,
+10.200.0.0/24 and 2001:db8::/32 are used, inside these namespaces.
+:class:`Pulse` runs ``python -m piranha.pulse -n`` in a director namespace with every file
+under one folder; its process group holds pulse, lvsd and the nannies, so ``crash`` kills the
+whole director at once. Needs root and iproute2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CLONE_NEWNET = 0x40000000
+VIP = "198.51.100.10"
+
+
+def ip(*args: str, stdin: str | None = None) -> str:
+    """Run ``ip ARGS``; return stdout; raise with stderr on failure."""
+    proc = subprocess.run(["ip", *args], input=stdin, text=True, capture_output=True,
+                          timeout=30, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+@dataclass(frozen=True)
+class Netns:
+    """A named network namespace (``/run/netns/NAME``)."""
+
+    name: str
+
+    def exec(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` inside the namespace (text mode, output captured, no check)."""
+        return subprocess.run(["ip", "netns", "exec", self.name, *argv], text=True,
+                              capture_output=True, timeout=30, check=False)
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        """Switch this thread into the namespace for the block (sockets made inside stay)."""
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        target = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
+        try:
+            _setns(target)
+            # the guard the whole module relies on: we really are in the test namespace
+            assert os.stat("/proc/thread-self/ns/net").st_ino == os.fstat(target).st_ino
+            yield
+        finally:
+            _setns(home)
+            os.close(target)
+            os.close(home)
+
+
+def delete(ns: Netns) -> None:
+    """Delete namespace ``ns`` (quietly: it may not exist)."""
+    subprocess.run(["ip", "netns", "delete", ns.name], capture_output=True, check=False)
+
+
+
+@dataclass
+class Member:
+    """One namespace on the LAN: its address on eth0 and the MAC it uses."""
+
+    ns: Netns
+    addr: str  # with prefix, e.g. 198.51.100.1/24
+    mac: str
+
+    @property
+    def ip(self) -> str:
+        return self.addr.split("/")[0]
+
+
+@dataclass
+class Lan:
+    """The bridge namespace and its members; ``create`` builds it, ``delete`` removes it all."""
+
+    tag: str
+    members: dict[str, Member] = field(default_factory=dict)
+
+    @property
+    def bridge(self) -> Netns:
+        return Netns(f"{self.tag}-lan")
+
+    def add(self, name: str, addr: str, mac: str, extra: list[str] | None = None,
+            bridge: str = "br0") -> Member:
+        """Create namespace ``name``, eth0 on ``bridge`` (``extra``: more ``ip`` batch lines)."""
+        member = Member(Netns(f"{self.tag}-{name}"), addr, mac)
+        ip("netns", "add", member.ns.name)
+        peer = f"v{len(self.members)}{name[:8]}"
+        ip("-n", self.bridge.name, "-batch", "-", stdin="\n".join([
+            f"link add {peer} type veth peer name eth0 netns {member.ns.name}",
+            f"link set {peer} master {bridge}", f"link set {peer} up", ""]))
+        ip("-n", member.ns.name, "-batch", "-", stdin="\n".join([
+            "link set lo up", f"link set eth0 address {mac}", f"addr add {addr} dev eth0",
+            "link set eth0 up", *(extra or []), ""]))
+        sysctl(member.ns, "net.ipv6.conf.all.disable_ipv6=1")
+        self.members[name] = member
+        return member
+
+    def create(self, bridges: tuple[str, ...] = ("br0",)) -> None:
+        """The bridge namespace with ``bridges`` (br0: the public LAN, br1: a private one)."""
+        ip("netns", "add", self.bridge.name)
+        lines = ["link set lo up"]
+        for br in bridges:
+            lines += [f"link add {br} type bridge forward_delay 0", f"link set {br} up"]
+        ip("-n", self.bridge.name, "-batch", "-", stdin="\n".join([*lines, ""]))
+
+    def plug(self, name: str, bridge: str, ifname: str, addr: str, mac: str,
+             extra: list[str] | None = None) -> None:
+        """Give member ``name`` another interface ``ifname`` on ``bridge``."""
+        member = self.members[name]
+        peer = f"w{len(self.members)}{ifname}{name[:6]}"
+        ip("-n", self.bridge.name, "-batch", "-", stdin="\n".join([
+            f"link add {peer} type veth peer name {ifname} netns {member.ns.name}",
+            f"link set {peer} master {bridge}", f"link set {peer} up", ""]))
+        ip("-n", member.ns.name, "-batch", "-", stdin="\n".join([
+            f"link set {ifname} address {mac}", f"addr add {addr} dev {ifname}",
+            f"link set {ifname} up", *(extra or []), ""]))
+
+    def delete(self) -> None:
+        for member in self.members.values():
+            delete(member.ns)
+        delete(self.bridge)
+
+    def __getitem__(self, name: str) -> Member:
+        return self.members[name]
+
+
+def sysctl(ns: Netns, *settings: str) -> None:
+    ns.exec(["sysctl", "-qw", *settings])
+
+
+def addresses(ns: Netns) -> str:
+    """``ip -o addr`` in ``ns``."""
+    return ns.exec(["ip", "-o", "addr", "show"]).stdout
+
+
+def has_vip(ns: Netns, vip: str = VIP) -> bool:
+    return f" {vip}/" in addresses(ns)
+
+
+def neighbour_mac(ns: Netns, address: str) -> str | None:
+    """The MAC ``ns`` has for ``address`` in its ARP table (None when it has none)."""
+    out = ns.exec(["ip", "neigh", "show", address]).stdout.split()
+    return out[out.index("lladdr") + 1] if "lladdr" in out else None
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, step: float = 0.05) -> float:
+    """Poll ``check`` until truthy; seconds it took (AssertionError naming ``what``)."""
+    start = time.monotonic()
+    while True:
+        if check():
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(step)
+
+
+class NameServer:
+    """A TCP server in ``ns`` on 0.0.0.0:``port`` answering every connection with a minimal
+    HTTP response whose body is ``name`` (nanny's default check of port 80 expects "HTTP")."""
+
+    def __init__(self, ns: Netns, name: str, port: int = 8080) -> None:
+        with ns.entered():
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("0.0.0.0", port))
+        self.sock.listen(64)
+        body = name.encode()
+        self.reply = b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(0.5)
+                with contextlib.suppress(OSError):
+                    conn.recv(4096)  # the request, if the client sends one before reading
+                conn.sendall(self.reply)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+class EchoServer:
+    """A TCP echo server in ``ns`` on 0.0.0.0:``port``: long-lived connections for tests of
+    connection survival (each connection gets its own thread)."""
+
+    def __init__(self, ns: Netns, port: int = 7) -> None:
+        with ns.entered():
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("0.0.0.0", port))
+        self.sock.listen(64)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _echo(conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            while data := conn.recv(4096):
+                conn.sendall(data)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+def ask(client: Netns, address: str, port: int = 8080, timeout: float = 0.3) -> str | None:
+    """Connect from ``client`` to address:port; what the server said, None on failure."""
+    with client.entered():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect((address, port))
+            sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            reply = b""
+            while chunk := sock.recv(4096):
+                reply += chunk
+        except OSError:
+            return None
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return body.decode() if head.startswith(b"HTTP/1.0 200") and body else None
+
+
+class Pulse:
+    """pulse -n in a director namespace; files (and lvsd's) under ``tmp / name``."""
+
+    def __init__(self, member: Member, tmp: Path, name: str, config: str,
+                 args: list[str] | None = None, lvsd_args: list[str] | None = None) -> None:
+        self.member, self.name = member, name
+        self.dir = tmp / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.cf = self.dir / "lvs.cf"
+        self.cf.write_text(config)
+        self.cf.chmod(0o600)
+        self.log = self.dir / "pulse.log"
+        self.args, self.lvsd_args = list(args or []), list(lvsd_args or [])
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.offset = 0  # where the current run's output starts in the log
+
+    @property
+    def status_file(self) -> Path:
+        return self.dir / "status.json"
+
+    def argv(self, *extra: str) -> list[str]:
+        lvsd = [f"--status-file={self.status_file}", f"--control-socket={self.dir}/lvsd.sock",
+                f"--state-file={self.dir}/state.json", f"--pidfile={self.dir}/lvs.pid",
+                "--reconcile-interval=1", *self.lvsd_args]
+        return ["ip", "netns", "exec", self.member.ns.name, sys.executable, "-m",
+                "piranha.pulse", "-c", str(self.cf), f"--pidfile={self.dir}/pulse.pid",
+                f"--status-file={self.dir}/pulse.status.json",
+                *[f"--lvsd-option={a}" for a in lvsd], *self.args, *extra]
+
+    def start(self, *extra: str) -> None:
+        self.offset = self.log.stat().st_size if self.log.exists() else 0
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(self.argv("-n", *extra), stdout=out,
+                                         stderr=subprocess.STDOUT, cwd=ROOT,
+                                         start_new_session=True)
+
+    def state(self) -> dict[str, Any]:
+        """pulse's status file ({} when absent)."""
+        import json
+        try:
+            return dict(json.loads((self.dir / "pulse.status.json").read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def text(self, run_only: bool = False) -> str:
+        """The log; with ``run_only`` just what the current run wrote."""
+        with open(self.log, "rb") as f:
+            f.seek(self.offset if run_only else 0)
+            return f.read().decode(errors="replace")
+
+    def wait_log(self, needle: str, timeout: float) -> float:
+        """Wait for ``needle`` in the current run's output."""
+        return wait_for(f"{self.name}: {needle!r} in its log",
+                        lambda: needle in self.text(run_only=True), timeout)
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM and wait; the exit status (None if it had to be killed)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.crash()
+            return None
+
+    def crash(self) -> None:
+        """SIGKILL pulse, lvsd and every nanny (the process group), like pulling the plug."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(10)
+
+
+@contextlib.contextmanager
+def running(*pulses: Pulse, diagnose: Callable[[], str] | None = None) -> Iterator[None]:
+    """Make sure every pulse is dead when the block ends (SIGKILL of the group); on a failure
+    print each pulse's log and ``diagnose()`` first, so the test report says what happened."""
+    try:
+        yield
+    except BaseException:
+        for p in pulses:
+            print(f"----- {p.name}: {p.log} -----\n{p.text()[-6000:]}")
+        if diagnose is not None:
+            print(f"----- diagnosis -----\n{diagnose()}")
+        raise
+    finally:
+        for p in pulses:
+            p.crash()
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def spoof_udp(ns: Netns, src: str, dst: str, port: int, payload: bytes) -> None:
+    """Send one UDP datagram from ``ns`` with a forged source address (a raw IP socket)."""
+    import struct
+    from ipaddress import IPv4Address
+    s, d = IPv4Address(src).packed, IPv4Address(dst).packed
+    udp = struct.pack("!HHHH", port, port, 8 + len(payload), 0) + payload
+    pseudo = s + d + struct.pack("!BBH", 0, socket.IPPROTO_UDP, len(udp))
+    udp = udp[:6] + struct.pack("!H", _checksum(pseudo + udp) or 0xFFFF) + udp[8:]
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64,
+                         socket.IPPROTO_UDP, 0, s, d)
+    header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
+    with ns.entered():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    with sock:
+        sock.sendto(header + udp, (dst, 0))
