@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs, idempotently. Quick (~1 s) when nothing is missing.
 #
-#   1. Debian packages: qemu-system-x86 ipvsadm busybox-static kmod iproute2 (+ python3-venv when
+#   1. Debian packages: qemu-system-x86 ipvsadm busybox-static kmod iproute2, chromium and
+#      chromium-driver for the browser tests (+ python3-venv when
 #      the python3 on PATH cannot create a venv)
 #   2. .venv/ in the checkout, with `pip install -e '.[test]'`; skipped while the stamp
 #      .venv/.bootstrap-stamp matches a hash of setup.cfg and pyproject.toml (the venv is
@@ -22,7 +23,7 @@ cd "$ROOT"
 VENV=$ROOT/.venv
 KCACHE=$ROOT/.cache/kernel
 PYTHON=${PYTHON:-python3}
-APT_PACKAGES=(qemu-system-x86 ipvsadm busybox-static kmod iproute2)
+APT_PACKAGES=(qemu-system-x86 ipvsadm busybox-static kmod iproute2 chromium chromium-driver)
 
 say() { printf 'bootstrap: %s\n' "$*"; }
 die() { printf 'bootstrap: ERROR: %s\n' "$*" >&2; exit 1; }

@@ -27,7 +27,7 @@ rm -rf "$HOST_RESULTS"
 mkdir -p "$HOST_RESULTS"
 
 echo "===== host tier: pytest -m 'not kernel' ====="
-"$ROOT/.venv/bin/python" -m pytest -m "not kernel" --junitxml="$HOST_RESULTS/junit.xml"
+PIRANHA_REQUIRE_BROWSER=1 "$ROOT/.venv/bin/python" -m pytest -m "not kernel" --junitxml="$HOST_RESULTS/junit.xml"
 host_rc=$?
 echo "$host_rc" >"$HOST_RESULTS/exitcode"
 if [ "$host_rc" = 5 ]; then
