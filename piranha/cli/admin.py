@@ -1,21 +1,32 @@
-"""``piranha``: the admin CLI: ``check`` lvs.cf, ``status`` of lvsd, ``drain``/``enable`` a server.
+"""``piranha``: the admin CLI: ``check`` lvs.cf, ``status`` of lvsd, ``drain``/``enable`` a server,
+``fwmark-rules`` (a director's firewall marks), ``realserver`` (make this a DR/TUN real server).
 
 ``status`` reads the snapshot lvsd writes; ``drain`` and ``enable`` go through lvsd's
 root-only control socket, because lvsd owns its entries and would repair a hand-made
-``ipvsadm -e`` on its next reconcile.
+``ipvsadm -e`` on its next reconcile. The rules of ``fwmark-rules`` and ``realserver`` are
+pure (``piranha/fwmark.py``, ``piranha/realserver.py``); running them happens here.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Sequence
+from ipaddress import ip_address
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from piranha import __version__
+from piranha import __version__, fwmark
+from piranha import realserver as rsv
 from piranha.config import DEFAULT_PATH, LoadResult, load
 from piranha.errors import ConfigErrors
 from piranha.lvsd import control
 from piranha.lvsd import status as lvsd_status
+
+if TYPE_CHECKING:
+    from piranha.model import IPAddress
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -103,6 +114,163 @@ def _send(path: str, payload: dict[str, object]) -> None:
         raise SystemExit(1)
 
 
+@cli.command("fwmark-rules")
+@click.option("-c", "--configfile", default=DEFAULT_PATH, show_default=True, help="lvs.cf")
+@click.option("--backend", type=click.Choice(["nft", "iptables"]), default="nft",
+              show_default=True, help="rule syntax (and the tool --apply runs)")
+@click.option("--passive-ports", default="10000:20000", show_default=True, metavar="LOW:HIGH",
+              help="FTP passive data ports to mark; must match the FTP daemons' passive range")
+@click.option("--apply", "apply_", is_flag=True,
+              help="run the rules (nft -f - / iptables) instead of printing them")
+def fwmark_rules(configfile: str, backend: str, passive_ports: str, apply_: bool) -> None:
+    """Firewall rules that mark the traffic of every active fwmark virtual server.
+
+    For each one: its VIP and port; for FTP (port 21) also the passive ports and, under
+    network = nat, masquerading of the real servers' port-20 traffic (Red Hat's recipe).
+    Re-running replaces piranha's own rules (nft tables / iptables chains called piranha).
+    """
+    try:
+        passive = fwmark.parse_range(passive_ports)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--passive-ports'") from None
+    result = _load_or_exit(configfile)
+    p = fwmark.plan(result.cluster, passive)
+    for warning in p.warnings:
+        click.echo(f"piranha: warning: {warning}", err=True)
+    if backend == "nft":
+        script = fwmark.nft_script(p, configfile)
+        if not apply_:
+            click.echo(script, nl=False)
+            return
+        _run(["nft", "-f", "-"], script)
+        click.echo(f"piranha: nft: {len(p.rules)} rules in tables ip/ip6 {fwmark.TABLE}")
+        return
+    steps = fwmark.iptables_steps(p)
+    if not apply_:
+        click.echo(fwmark.shell(steps), nl=False)
+        return
+    for step in steps:
+        click.echo(f"piranha: {fwmark.shell([step])}", nl=False)
+        if step.fallback is None or not _run(step.argv, quiet=True):
+            _run(step.fallback or step.argv)
+
+
+@cli.command()
+@click.option("--vip", "vips", multiple=True, metavar="VIP",
+              help="a virtual IP address of the LVS (repeatable)")
+@click.option("--undo", is_flag=True,
+              help="remove the VIPs (default: every VIP recorded) and restore the sysctls")
+@click.option("--print", "print_only", is_flag=True,
+              help="only print the equivalent ip/sysctl commands")
+@click.option("--state-file", default=rsv.DEFAULT_STATE, show_default=True,
+              help="what was changed, for --undo")
+def realserver(vips: tuple[str, ...], undo: bool, print_only: bool, state_file: str) -> None:
+    """Make this machine a direct-routing or tunnel real server for VIP(s).
+
+    Puts each VIP on lo as a host address and sets arp_ignore=1, arp_announce=2 (all, lo) so
+    that this machine accepts VIP traffic but never answers ARP for the VIP. Prints each step.
+    """
+    try:
+        addresses = [ip_address(v) for v in vips]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--vip'") from None
+    if print_only:
+        if not addresses:
+            raise click.UsageError("--print needs at least one --vip")
+        click.echo("\n".join(rsv.script(addresses, undo)))
+        return
+    state = _read_state(state_file)
+    if undo and not addresses:
+        addresses = [ip_address(v) for v in state.vips]
+    if not addresses:
+        raise click.UsageError("give at least one --vip" + (
+            f" (nothing recorded in {state_file})" if undo else ""))
+    _realserver_apply(addresses, undo, state, state_file)
+
+
+def _realserver_apply(vips: list[IPAddress], undo: bool, state: rsv.State,
+                      state_file: str) -> None:
+    from piranha.errors import PiranhaError
+    from piranha.net.rtnl import Rtnl
+
+    after: rsv.State | None = state
+    try:
+        sysctls = {name: _sysctl_path(name).read_text().strip() for name in rsv.SYSCTLS}
+        with Rtnl() as rtnl:
+            on_lo = {a.address for a in rtnl.addresses() if a.device == rsv.DEVICE}
+            actions, after = (rsv.undo if undo else rsv.setup)(vips, on_lo, sysctls, state)
+            for action in actions:
+                was = f" (was {action.was})" if isinstance(action, rsv.SetSysctl) else ""
+                click.echo(f"piranha: {action.command()}{was}")
+                if isinstance(action, rsv.SetSysctl):
+                    _sysctl_path(action.name).write_text(action.value + "\n")
+                elif isinstance(action, rsv.AddVip):
+                    rtnl.add_address(rsv.DEVICE, action.vip, rsv.prefix(action.vip),
+                                     rsv.LABEL if action.vip.version == 4 else None)
+                elif isinstance(action, rsv.RemoveVip):
+                    rtnl.remove_address(rsv.DEVICE, action.vip, rsv.prefix(action.vip))
+    except (OSError, PiranhaError) as exc:
+        click.echo(f"piranha: realserver: {exc}", err=True)
+        # keep what was changed before the failure, so that --undo can still revert it
+        _write_state(state_file, after if not undo else state)
+        raise SystemExit(1) from None
+    _write_state(state_file, after)
+
+
+def _sysctl_path(name: str) -> Path:
+    return Path("/proc/sys", *name.split("."))
+
+
+def _read_state(path: str) -> rsv.State:
+    try:
+        return rsv.State.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return rsv.State()
+    except (OSError, ValueError) as exc:
+        click.echo(f"piranha: realserver: cannot read state file {path}: {exc}", err=True)
+        raise SystemExit(1) from None
+
+
+def _write_state(path: str, state: rsv.State | None) -> None:
+    """Save ``state`` atomically (None: remove the file)."""
+    target = Path(path)
+    try:
+        if state is None:
+            target.unlink(missing_ok=True)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(state.dumps())
+        tmp.replace(target)
+    except OSError as exc:
+        click.echo(f"piranha: realserver: cannot write state file {path}: {exc}", err=True)
+        raise SystemExit(1) from None
+
+
+def _run(argv: Sequence[str], stdin: str | None = None, quiet: bool = False) -> bool:
+    """Run ``argv``; True if it succeeded. Unless ``quiet``, a failure exits 1 with its stderr."""
+    try:
+        proc = subprocess.run(list(argv), input=stdin, text=True, capture_output=True,
+                              check=False, timeout=60)
+    except FileNotFoundError:
+        click.echo(f"piranha: cannot run {argv[0]}: command not found (install "
+                   f"{'nftables' if argv[0] == 'nft' else 'iptables'})", err=True)
+        raise SystemExit(1) from None
+    if proc.returncode == 0 or quiet:
+        return proc.returncode == 0
+    click.echo(f"piranha: {' '.join(argv)} failed (exit {proc.returncode}):", err=True)
+    click.echo((proc.stderr or proc.stdout).rstrip(), err=True)
+    raise SystemExit(1)
+
+
+def _load_or_exit(file: str) -> LoadResult:
+    try:
+        return load(file)
+    except ConfigErrors as exc:
+        click.echo(exc.report(), err=True)
+        raise SystemExit(1) from None
+
+
 def summary(file: str, result: LoadResult) -> str:
     """One line: OK, with what the file defines."""
     c = result.cluster
@@ -120,3 +288,7 @@ def summary(file: str, result: LoadResult) -> str:
 def main() -> None:
     """Console-script entry point."""
     cli()
+
+
+if __name__ == "__main__":
+    main()
