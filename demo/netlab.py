@@ -151,6 +151,19 @@ class Lan:
         return self.members[name]
 
 
+def set_links(ns: Netns, state: str, *devices: str) -> None:
+    """Set ``devices`` in ``ns`` "up" or "down" at once, over rtnetlink from this process
+    (spawning ``ip`` costs a quarter of a second per call in the emulated VM)."""
+    from pyroute2 import IPRoute
+    with ns.entered():
+        ipr = IPRoute()
+    try:
+        for dev in devices:
+            ipr.link("set", index=ipr.link_lookup(ifname=dev)[0], state=state)
+    finally:
+        ipr.close()
+
+
 def sysctl(ns: Netns, *settings: str) -> None:
     ns.exec(["sysctl", "-qw", *settings])
 

@@ -22,7 +22,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from netlab import VIP, Lan, NameServer, Pulse, addresses, ask, has_vip, neighbour_mac, wait_for
+from netlab import (
+    VIP,
+    Lan,
+    NameServer,
+    Pulse,
+    addresses,
+    ask,
+    has_vip,
+    neighbour_mac,
+    set_links,
+    wait_for,
+)
 
 ROUTER = "10.200.0.254"
 MACS = {"d1": "02:00:00:00:01:01", "d2": "02:00:00:00:01:02"}
@@ -162,8 +173,7 @@ class Demo:
         client = self.lan["client"].ns
         d1 = self.lan["d1"].ns
         t0 = time.monotonic()
-        for dev in ("eth0", "eth1"):
-            d1.exec(["ip", "link", "set", dev, "down"])
+        set_links(d1, "down", "eth0", "eth1")
         self.pulses["d1"].crash()
         failed = 0
         while (answer := ask(client, VIP, 80, timeout=0.2)) is None:

@@ -2,7 +2,8 @@
 # Install everything the test suite needs, idempotently. Quick (~1 s) when nothing is missing.
 #
 #   1. Debian packages: qemu-system-x86 ipvsadm busybox-static kmod iproute2, chromium and
-#      chromium-driver for the browser tests (+ python3-venv when
+#      chromium-driver for the browser tests, nftables for the FTP firewall-mark test,
+#      keepalived for the benchmarks (+ python3-venv when
 #      the python3 on PATH cannot create a venv)
 #   2. .venv/ in the checkout, with `pip install -e '.[test]'`; skipped while the stamp
 #      .venv/.bootstrap-stamp matches a hash of setup.cfg and pyproject.toml (the venv is
@@ -23,7 +24,8 @@ cd "$ROOT"
 VENV=$ROOT/.venv
 KCACHE=$ROOT/.cache/kernel
 PYTHON=${PYTHON:-python3}
-APT_PACKAGES=(qemu-system-x86 ipvsadm busybox-static kmod iproute2 chromium chromium-driver)
+APT_PACKAGES=(qemu-system-x86 ipvsadm busybox-static kmod iproute2 chromium chromium-driver nftables
+    keepalived)
 
 say() { printf 'bootstrap: %s\n' "$*"; }
 die() { printf 'bootstrap: ERROR: %s\n' "$*" >&2; exit 1; }

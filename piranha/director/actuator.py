@@ -8,10 +8,11 @@ real thing. Rules:
   waits for lvsd if it is not ready yet (just restarted), then raises the addresses. Cold
   standby (Piranha's way, ``--cold-standby``) starts lvsd on activation and stops it on
   deactivation.
-* Order. Activation: ``active_cmd``, sync daemon master, then (once lvsd is ready) the NAT
-  router address before the VIPs, so replies have their gateway before requests arrive, then
-  the announcements. Deactivation: ``inactive_cmd``, sync daemon backup, the VIPs, then the
-  NAT router (the reverse).
+* Order. Activation: ``active_cmd``, then (once lvsd is ready) the NAT router address before
+  the VIPs, so replies have their gateway before requests arrive, the first announcements,
+  then the sync daemon to master (Piranha switched it before the addresses; stopping the
+  kernel's backup thread is slow and nothing waits for it). Deactivation: ``inactive_cmd``,
+  sync daemon backup, the VIPs, then the NAT router (the reverse).
 * Ownership. pulse removes exactly the addresses it added. An address already on the device
   when pulse activates is left alone on deactivation, and logged: someone else put it there.
   At start, a VIP found with the very label lvs.cf gives it is a leftover of an earlier pulse
@@ -115,7 +116,6 @@ class Actuator:
     def activate(self, now: float) -> None:
         self.active = True
         self._command(self.active_cmd)
-        self._sync_role(DaemonState.MASTER)
         if not self.warm:
             self.lvsd.start(now)
         if self.lvsd.ready:
@@ -123,6 +123,9 @@ class Actuator:
         else:
             self.waiting_since = now
             self.log.info("activation: waiting for lvsd to program the table")
+        # after the addresses: stopping the kernel's backup sync thread takes a while, and the
+        # connections it synced are already in the table
+        self._sync_role(DaemonState.MASTER)
 
     def deactivate(self, now: float) -> None:
         self.active = False
@@ -186,6 +189,8 @@ class Actuator:
         fresh = [vip for vip in self.vips
                  if not (only_new and vip in self.raised) and self._add(vip)]
         self.schedule.add(fresh, now)
+        for vip in self.schedule.due(now):  # the first burst now, the repeats from the loop
+            self._send_announcement(vip)
         if fresh:
             self.log.info(f"raised {', '.join(str(v.ip) for v in fresh)}; announcing")
 

@@ -24,11 +24,12 @@ from netlab import (  # noqa: E402
     ip,
     neighbour_mac,
     running,
+    set_links,
     spoof_udp,
     sysctl,
     wait_for,
 )
 
 __all__ = ["ROOT", "VIP", "EchoServer", "Lan", "Member", "NameServer", "Netns", "Pulse",
-           "addresses", "ask", "delete", "has_vip", "ip", "neighbour_mac", "running", "spoof_udp",
-           "sysctl", "wait_for"]
+           "addresses", "ask", "delete", "has_vip", "ip", "neighbour_mac", "running", "set_links",
+           "spoof_udp", "sysctl", "wait_for"]

@@ -255,3 +255,35 @@ def test_start_errors_name_the_problem(lan: Lan, tmp_path: Path) -> None:
     assert out.returncode == 1
     assert "failed to bind to heartbeat address 198.51.100.1 port 5390" in out.stderr
     assert "pulse: cannot create heartbeat socket. running as root?" in out.stderr
+
+
+def test_monitor_links_hands_over_when_the_public_nic_dies(tmp_path: Path) -> None:
+    """Heartbeats also run on a private LAN: with its public NIC down the primary still talks
+    to the backup, so only monitor_links makes it step down and the backup take over."""
+    net = Lan(f"pm{os.getpid() % 10000}{uuid.uuid4().hex[:4]}")
+    extra = ("primary_private = 10.200.0.1\nbackup_private = 10.200.0.2\nmonitor_links = 1")
+    try:
+        net.create(("br0", "br1"))
+        for n, mac in ((1, MAC1), (2, MAC2)):
+            net.add(f"d{n}", f"198.51.100.{n}/24", mac)
+            net.plug(f"d{n}", "br1", "eth1", f"10.200.0.{n}/24", f"02:00:00:00:02:0{n}")
+        p1, p2 = pair(net, tmp_path, extra=extra)
+        with running(p1, p2):
+            p1.start()
+            p2.start()
+            wait_for("the VIP on the primary", lambda: has_vip(net["d1"].ns), 20)
+            p2.wait_log("started as backup", 20)
+            time.sleep(2 * DEADTIME)
+            net["d1"].ns.exec(["ip", "link", "set", "eth0", "down"])
+            took = wait_for("the backup taking over", lambda: has_vip(net["d2"].ns), 10, 0.01)
+            assert "Primary NIC: link down (eth0)" in p1.text()
+            assert "local link failure: deactivating LVS" in p1.text()
+            assert p1.state()["state"] == "blocked" and p1.state()["faults"] == ["link"]
+            assert not has_vip(net["d1"].ns)
+            print(f"monitor_links: backup active {took:.2f} s after the primary's NIC went down")
+            net["d1"].ns.exec(["ip", "link", "set", "eth0", "up"])
+            p1.wait_log("Local NIC link(s) restored: Pulse enabled", 10)
+            time.sleep(2 * DEADTIME)
+            assert has_vip(net["d2"].ns) and not has_vip(net["d1"].ns)  # no fail-back
+    finally:
+        net.delete()
