@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import ftplib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -397,3 +399,139 @@ def spoof_udp(ns: Netns, src: str, dst: str, port: int, payload: bytes) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     with sock:
         sock.sendto(header + udp, (dst, 0))
+
+
+def payload(name: str, size: int = 65536) -> bytes:
+    """The file a server called ``name`` serves: its name, then bytes seeded by the name."""
+    return f"{name}\n".encode() + random.Random(name).randbytes(size)
+
+
+class FtpServer:
+    """A tiny FTP server in ``ns`` on 0.0.0.0:21, one thread per session, one file.
+
+    USER, PASS, SYST, PWD, TYPE, PASV, PORT, RETR, QUIT. The welcome line names the server.
+    PASV listens on a port of ``passive`` at the control connection's local address (what
+    real daemons announce); active data connections come from port 20, as RFC 959 has it and
+    as ip_vs_ftp expects (it creates the director's entry for RIP:20 -> client).
+    """
+
+    def __init__(self, ns: Any, name: str, files: dict[str, bytes],
+                 passive: tuple[int, int] = (10000, 20000)) -> None:
+        self.ns, self.name, self.files, self.passive = ns, name, files, passive
+        self.log: list[str] = []
+        with ns.entered():
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("0.0.0.0", 21))
+        self.sock.listen(16)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn: socket.socket) -> None:
+        data: socket.socket | None = None  # passive listener
+        port: tuple[str, int] | None = None  # active target
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(60)
+            lines = conn.makefile("rb")
+            conn.sendall(f"220 {self.name} ready\r\n".encode())
+            for raw in lines:
+                cmd, _, arg = raw.decode("latin-1").strip().partition(" ")
+                cmd = cmd.upper()
+                self.log.append(raw.decode("latin-1").strip())
+                if cmd == "QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    break
+                if cmd == "PASV":
+                    if data is not None:
+                        data.close()
+                    data = self._listen(conn.getsockname()[0])
+                    host, pport = data.getsockname()
+                    nums = host.replace(".", ",")
+                    reply = f"227 Entering Passive Mode ({nums},{pport >> 8},{pport & 255})"
+                elif cmd == "PORT":
+                    parts = [int(p) for p in arg.split(",")]
+                    port = (".".join(map(str, parts[:4])), parts[4] * 256 + parts[5])
+                    data, reply = None, "200 PORT ok"
+                elif cmd == "RETR":
+                    reply = self._retr(conn, arg, data, port)
+                    data = port = None
+                else:
+                    reply = {"USER": "331 password please", "PASS": "230 logged in",
+                             "SYST": "215 UNIX Type: L8", "PWD": '257 "/"',
+                             "TYPE": "200 type ok"}.get(cmd, "502 not implemented")
+                conn.sendall(reply.encode() + b"\r\n")
+
+    def _retr(self, conn: socket.socket, name: str, data: socket.socket | None,
+              port: tuple[str, int] | None) -> str:
+        content = self.files.get(name)
+        if content is None or (data is None and port is None):
+            return "550 no such file" if content is None else "425 use PASV or PORT first"
+        conn.sendall(b"150 opening data connection\r\n")
+        if data is not None:
+            with data:
+                data.settimeout(20)
+                sock, _ = data.accept()
+        else:
+            assert port is not None
+            with self.ns.entered():
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((conn.getsockname()[0], 20))
+            sock.settimeout(20)
+            sock.connect(port)
+        with sock:
+            sock.sendall(content)
+        return "226 transfer complete"
+
+    def _listen(self, address: str) -> socket.socket:
+        with self.ns.entered():
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        while True:
+            try:
+                sock.bind((address, random.randint(*self.passive)))
+            except OSError:
+                continue
+            sock.listen(1)
+            return sock
+
+
+@dataclass
+class Fetched:
+    welcome: str  # the server's 220 line
+    pasv_host: str | None  # the address the 227 reply announced (passive mode)
+    content: bytes
+
+
+def ftp_fetch(client: Any, address: str, name: str, passive: bool,
+              timeout: float = 20) -> Fetched:
+    """Log in to address:21 from ``client`` and RETR ``name`` in passive or active mode.
+
+    The client connects to the address the 227 reply names (stdlib ftplib ignores it by
+    default), so a passive fetch proves what the director told the client.
+    """
+    with client.entered():
+        ftp = ftplib.FTP(timeout=timeout)
+        ftp.trust_server_pasv_ipv4_address = True
+        try:
+            welcome = ftp.connect(address, 21)
+            ftp.login("anonymous", "piranha@")
+            ftp.set_pasv(passive)
+            host = ftp.makepasv()[0] if passive else None
+            chunks: list[bytes] = []
+            ftp.retrbinary(f"RETR {name}", chunks.append)
+            ftp.quit()
+        finally:
+            ftp.close()
+    return Fetched(welcome, host, b"".join(chunks))

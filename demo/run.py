@@ -5,7 +5,8 @@ host whose kernel has IPVS: ``python demo/run.py [--keep]``. It builds the names
 :mod:`netlab`, starts pulse on both directors with a lab lvs.cf (NAT for HTTP), then shows, one
 checked step at a time: requests spread across the real servers; a real server killed and
 removed; the active director killed and the backup taking over. The table and the health
-(``piranha status``, ``piranha-ipvsadm -Ln``) are printed at each step. Exit status 0 only if
+(``piranha status``, ``piranha-ipvsadm -Ln``) are printed at each step; an FTP download through
+a firewall-mark virtual, passive and active, is checked too. Exit status 0 only if
 every step behaved. ``--keep`` leaves the lab running and opens a shell in the client
 namespace (``exit`` tears it down).
 """
@@ -24,13 +25,16 @@ from pathlib import Path
 
 from netlab import (
     VIP,
+    FtpServer,
     Lan,
     NameServer,
     Pulse,
     addresses,
     ask,
+    ftp_fetch,
     has_vip,
     neighbour_mac,
+    payload,
     set_links,
     wait_for,
 )
@@ -38,10 +42,11 @@ from netlab import (
 ROUTER = "10.200.0.254"
 MACS = {"d1": "02:00:00:00:01:01", "d2": "02:00:00:00:01:02"}
 SERVERS = ("rs1", "rs2", "rs3")
+FTP_SERVERS = ("ftp1", "ftp2")
 KEEPALIVE, DEADTIME, TIMEOUT = 0.5, 2.0, 1.0
 
 CONFIG = f"""\
-# the demo's lvs.cf: NAT, one HTTP virtual in front of three real servers
+# the demo's lvs.cf: NAT; HTTP in front of three real servers, FTP in front of two
 serial_no = 1
 primary = 198.51.100.1
 service = lvs
@@ -71,6 +76,22 @@ virtual web {{
          weight = 1
      }}
 ''' for i, name in enumerate(SERVERS, 1))}}}
+# FTP: a firewall-mark virtual (port 21 and the passive range carry mark 21; see
+# `piranha fwmark-rules`), persistent so a data connection follows its control connection
+virtual ftp {{
+     active = 1
+     address = {VIP} eth0:1
+     port = 21
+     fwmark = 21
+     persistent = 60
+     scheduler = rr
+     timeout = {TIMEOUT}
+     reentry = 2
+{''.join(f'''     server {name} {{
+         address = 10.200.0.2{i}
+         active = 1
+     }}
+''' for i, name in enumerate(FTP_SERVERS, 1))}}}
 """
 
 
@@ -80,7 +101,7 @@ class Demo:
     def __init__(self, work: Path) -> None:
         self.work = work
         self.lan = Lan(f"demo{os.getpid() % 10000}")
-        self.servers: dict[str, NameServer] = {}
+        self.servers: dict[str, NameServer | FtpServer] = {}
         self.pulses: dict[str, Pulse] = {}
         self.results: list[tuple[str, bool]] = []
 
@@ -123,13 +144,22 @@ class Demo:
             rs = lan.add(name, f"10.200.0.1{i}/24", f"02:00:00:00:02:1{i}",
                          [f"route add default via {ROUTER}"], bridge="br1")
             self.servers[name] = NameServer(rs.ns, name, port=80)
+        for i, name in enumerate(FTP_SERVERS, 1):
+            rs = lan.add(name, f"10.200.0.2{i}/24", f"02:00:00:00:02:2{i}",
+                         [f"route add default via {ROUTER}"], bridge="br1")
+            self.servers[name] = FtpServer(rs.ns, name, {"demo.bin": payload(name)})
         for n in (1, 2):
             name = f"d{n}"
             self.pulses[name] = Pulse(lan[name], self.work, name, CONFIG,
                                       ["--ip-forward=set", "--lvsd-timeout=120"])
+        for n in (1, 2):  # the FTP marks, on both directors (harmless on the standby)
+            out = lan[f"d{n}"].ns.exec(["piranha", "fwmark-rules", "-c",
+                                        str(self.pulses[f"d{n}"].cf), "--apply"])
+            assert out.returncode == 0, f"piranha fwmark-rules --apply on d{n}: {out.stderr}"
         return (f"public LAN 198.51.100.0/24: client .100, directors d1 .1 (primary) and d2 .2; "
-                f"private LAN 10.200.0.0/24: real servers {', '.join(SERVERS)} .11-.13 "
-                f"(gateway {ROUTER}, raised by pulse); lvs.cf in {self.work}")
+                f"private LAN 10.200.0.0/24: web servers {', '.join(SERVERS)} .11-.13, FTP "
+                f"servers {', '.join(FTP_SERVERS)} .21-.22 (gateway {ROUTER}, raised by pulse); "
+                f"firewall marks from `piranha fwmark-rules --apply`; lvs.cf in {self.work}")
 
     def start(self) -> str:
         d1, d2 = self.pulses["d1"], self.pulses["d2"]
@@ -158,6 +188,21 @@ class Demo:
         assert set(answers) == set(expect), f"answered by {dict(answers)}"
         return f"{count} requests from the client: " + ", ".join(
             f"{k} {v}" for k, v in sorted(answers.items())) + ", 0 failed"
+
+    def ftp(self) -> str:
+        client = self.lan["client"].ns
+        wait_for("both FTP servers in the table", lambda: all(
+            f"10.200.0.2{i}:21" in self.lan["d1"].ns.exec(["piranha-ipvsadm", "-Ln"]).stdout
+            for i in (1, 2)), 60)
+        lines = []
+        for passive in (True, False):
+            got = ftp_fetch(client, VIP, "demo.bin", passive)
+            server = got.welcome.split()[1]
+            assert got.content == payload(server), f"{server}: wrong bytes"
+            mode = "passive" if passive else "active"
+            where = f", data via {got.pasv_host}" if got.pasv_host else ""
+            lines.append(f"{mode}: {len(got.content)} bytes from {server}{where}")
+        return "FTP through the fwmark virtual, " + "; ".join(lines)
 
     def kill_server(self) -> str:
         self.servers["rs2"].close()
@@ -224,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
               and demo.step("Start pulse on both directors", demo.start))
         if ok:
             demo.step("Requests spread across the real servers", demo.spread)
+            demo.step("FTP download through the VIP, passive and active", demo.ftp)
             demo.step("A real server dies and leaves the table", demo.kill_server)
             demo.step("The active director dies; the backup takes over", demo.fail_over)
         passed = sum(ok for _, ok in demo.results)
@@ -235,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"--- d1 addresses ---\n{addresses(demo.lan['d1'].ns)}")
         if args.keep:
             demo.shell()
-        return 0 if passed == len(demo.results) and len(demo.results) == 5 else 1
+        return 0 if passed == len(demo.results) and len(demo.results) == 6 else 1
     finally:
         demo.teardown()
 

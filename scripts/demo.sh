@@ -25,7 +25,12 @@ esac
 "$ROOT/scripts/bootstrap.sh" || { echo "demo: bootstrap failed" >&2; exit 1; }
 rm -rf "$OUT"
 mkdir -p "$OUT"
-
+# one VM at a time per checkout (the test runs take the same lock)
+exec 9>"$ROOT/build/.test.lock"
+if ! flock -n 9; then
+    echo "demo: a test run is using this checkout's VM harness; waiting for it"
+    flock 9
+fi
 cat >"$OUT/guest.sh" <<GUEST
 #!/usr/bin/env bash
 cd $(printf '%q' "$ROOT") || exit 1

@@ -12,6 +12,8 @@ from netlab import (  # noqa: E402
     ROOT,
     VIP,
     EchoServer,
+    Fetched,
+    FtpServer,
     Lan,
     Member,
     NameServer,
@@ -20,9 +22,11 @@ from netlab import (  # noqa: E402
     addresses,
     ask,
     delete,
+    ftp_fetch,
     has_vip,
     ip,
     neighbour_mac,
+    payload,
     running,
     set_links,
     spoof_udp,
@@ -30,6 +34,6 @@ from netlab import (  # noqa: E402
     wait_for,
 )
 
-__all__ = ["ROOT", "VIP", "EchoServer", "Lan", "Member", "NameServer", "Netns", "Pulse",
-           "addresses", "ask", "delete", "has_vip", "ip", "neighbour_mac", "running", "set_links",
-           "spoof_udp", "sysctl", "wait_for"]
+__all__ = ["ROOT", "VIP", "EchoServer", "Fetched", "FtpServer", "Lan", "Member", "NameServer",
+           "Netns", "Pulse", "addresses", "ask", "delete", "ftp_fetch", "has_vip", "ip",
+           "neighbour_mac", "payload", "running", "set_links", "spoof_udp", "sysctl", "wait_for"]
