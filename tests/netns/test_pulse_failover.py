@@ -287,3 +287,40 @@ def test_monitor_links_hands_over_when_the_public_nic_dies(tmp_path: Path) -> No
             assert has_vip(net["d2"].ns) and not has_vip(net["d1"].ns)  # no fail-back
     finally:
         net.delete()
+
+
+def lvsd_pid(p: Pulse) -> int:
+    return int((p.dir / "lvs.pid").read_text())
+
+
+def test_a_crashing_lvsd_is_restarted_and_only_repeated_failures_hand_over(
+        lan: Lan, tmp_path: Path, names: None) -> None:
+    p1, p2 = pair(lan, tmp_path)
+    with running(p1, p2):
+        p1.start()
+        p2.start()
+        wait_for("the VIP on the primary", lambda: has_vip(lan["d1"].ns), 20)
+        p2.wait_log("started as backup", 20)
+        wait_for("lvsd's pid file", lambda: (p1.dir / "lvs.pid").exists(), 20)
+        first = lvsd_pid(p1)
+        os.kill(first, signal.SIGKILL)  # one crash: restarted, the kernel table kept serving
+        wait_for("a new lvsd", lambda: (p1.dir / "lvs.pid").exists()
+                 and lvsd_pid(p1) != first and "failure 1 in a row" in p1.text(), 20)
+        time.sleep(2 * DEADTIME)
+        assert has_vip(lan["d1"].ns) and not has_vip(lan["d2"].ns)
+        assert "deactivating" not in p1.text()
+        for n in (2, 3):  # crashes in a row: the third hands over to the partner
+            pid = lvsd_pid(p1)
+            os.kill(pid, signal.SIGKILL)
+            wait_for(f"crash {n} noticed", lambda n=n: f"failure {n} in a row" in p1.text(), 20)
+            if n < 3:
+                wait_for("the next lvsd", lambda pid=pid: (p1.dir / "lvs.pid").exists()
+                         and lvsd_pid(p1) != pid, 20)
+        wait_for("the backup taking over", lambda: has_vip(lan["d2"].ns), 10)
+        assert "lvsd failed 3 times in a row: deactivating LVS" in p1.text()
+        assert not has_vip(lan["d1"].ns)
+        # the partner's RUNNING clears the fault (Piranha's rule), lvsd keeps being restarted
+        # with backoff, and nothing fails back
+        p1.wait_log("partner active: lvsd failure cleared", 10)
+        wait_for("lvsd started again", lambda: p1.text().count("started lvsd") == 4, 20)
+        assert p1.state()["state"] == "standby" and has_vip(lan["d2"].ns)
