@@ -22,7 +22,7 @@ from piranha.director.actuator import Actuator, SyncDaemon, SyncPort
 from piranha.director.announce import Schedule
 from piranha.director.loop import Clocks, PulseLoop
 from piranha.director.lvsdproc import LvsdProcess
-from piranha.director.plan import PlanError, Settings, settings
+from piranha.director.plan import Path, PlanError, Settings, settings
 from piranha.director.ports import Commands, RtnlAddresses, RtnlLinks, local_addresses
 from piranha.errors import ConfigErrors, PiranhaError
 from piranha.heartbeat.events import State
@@ -31,7 +31,7 @@ from piranha.heartbeat.packet import AuthCodec, Codec, PlainCodec
 from piranha.heartbeat.transport import BindError, Transport
 from piranha.lvsd import logs
 from piranha.lvsd.statefile import write_atomic
-from piranha.model import Cluster, Network, ServiceType
+from piranha.model import Cluster, IPAddress, Network, ServiceType
 from piranha.net.arp import send_frame
 from piranha.net.rtnl import Rtnl
 
@@ -75,12 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{args.configfile}: service = fos is not supported by this pulse")
     if not cluster.active_virtuals():
         return _fail(f"no active lvs services defined in {args.configfile}")
-    rtnl = Rtnl()
-    try:
-        mine = settings(cluster, local_addresses(rtnl))
-    except PlanError as exc:
-        return _fail(f"{args.configfile}: {exc}")
-    problems = _device_problems(rtnl, mine)
+    with Rtnl() as rtnl:  # a fresh one after daemonizing: its socket belongs to one thread
+        try:
+            mine = settings(cluster, local_addresses(rtnl))
+        except PlanError as exc:
+            return _fail(f"{args.configfile}: {exc}")
+        problems = _device_problems(rtnl, mine)
     if problems:
         return _fail("\n".join(f"{args.configfile}: {p}" for p in problems))
     notes = _notes(args, cluster)
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     daemon.write_pidfile(args.pidfile, "pulse")
     log.info(f"STARTING PULSE AS {'MASTER' if mine.master else 'BACKUP'}")
     try:
-        return _run(args, cluster, mine, rtnl, transport, log)
+        return _run(args, cluster, mine, Rtnl(), transport, log)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(args.pidfile)
@@ -349,11 +349,10 @@ def _test_plan(args: argparse.Namespace, cluster: Cluster, mine: Settings,
     return lines + test_plan(cluster)
 
 
-def _bind_check(ip: object, port: int) -> str:
+def _bind_check(ip: IPAddress, port: int) -> str:
     """Whether the heartbeat address can be bound now (closed again at once)."""
-    from piranha.director.plan import Path
     try:
-        Transport([Path("check", ip, ip)], port, PlainCodec(())).close()  # type: ignore[arg-type]
+        Transport([Path("check", ip, ip)], port, PlainCodec(())).close()
     except BindError as exc:
         return f"cannot bind now: {exc.strerror} (is pulse already running?)"
     return "address can be bound"
