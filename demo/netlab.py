@@ -348,12 +348,17 @@ class Pulse:
             self.crash()
             return None
 
+    def kill(self) -> None:
+        """SIGKILL pulse, lvsd and every nanny (the process group); does not wait."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
     def crash(self) -> None:
-        """SIGKILL pulse, lvsd and every nanny (the process group), like pulling the plug."""
+        """:meth:`kill`, then wait for pulse to be gone, like pulling the plug."""
         if self.proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(10)
 

@@ -35,7 +35,7 @@ cat >"$OUT/guest.sh" <<GUEST
 #!/usr/bin/env bash
 cd $(printf '%q' "$ROOT") || exit 1
 export PATH=$(printf '%q' "$VENV/bin"):/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export PYTHONDONTWRITEBYTECODE=1
+export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 modprobe ip_vs || echo "demo: modprobe ip_vs FAILED"
 modprobe -a ip_vs_rr ip_vs_wlc ip_vs_ftp bridge 2>/dev/null
 python3 -c 'import sys; print("demo: kernel", __import__("os").uname().release, "IPVS", open("/proc/net/ip_vs").readline().strip())' 2>/dev/null
@@ -56,9 +56,16 @@ else
         [ -t 0 ] || { echo "demo: --keep needs a terminal" >&2; exit 2; }
         PATH="$VENV/bin:$PATH" vng "${vng_args[@]}" -- "bash $OUT/guest.sh"
     else
-        # output piped (QEMU truncates a regular-file stdout); no stdin
+        # the guest writes the log into $OUT (shared with the host): follow it live. vng's own
+        # output is piped away (QEMU truncates a regular-file stdout); no stdin.
+        : >"$OUT/demo.log"
+        tail -n +1 -f "$OUT/demo.log" &
+        tailer=$!
         PATH="$VENV/bin:$PATH" timeout -k 30s "${PIRANHA_VM_TIMEOUT:-20m}" \
-            vng "${vng_args[@]}" -- "bash $OUT/guest.sh" </dev/null 2>&1 | cat
+            vng "${vng_args[@]}" -- "bash $OUT/guest.sh" </dev/null 2>&1 | cat >"$OUT/vng.log"
+        sleep 1
+        kill "$tailer" 2>/dev/null
+        wait "$tailer" 2>/dev/null
     fi
 fi
 [ -f "$OUT/exitcode" ] || { echo "demo: FAILED: the VM did not run the demo to the end" >&2; exit 1; }
