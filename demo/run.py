@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="piranha-demo-"))
     demo = Demo(work)
     try:
-        ok = (demo.step("Build the lab: 2 directors, a client, 3 real servers", demo.build)
+        ok = (demo.step("Build the lab: 2 directors, a client, 3 web and 2 FTP servers", demo.build)
               and demo.step("Start pulse on both directors", demo.start))
         if ok:
             demo.step("Requests spread across the real servers", demo.spread)
