@@ -32,7 +32,7 @@ from piranha.heartbeat.transport import BindError, Transport
 from piranha.lvsd import logs
 from piranha.lvsd.statefile import write_atomic
 from piranha.model import Cluster, IPAddress, Network, ServiceType
-from piranha.net.arp import send_frame
+from piranha.net.arp import FrameSender
 from piranha.net.rtnl import Rtnl
 
 PIDFILE = "/var/run/pulse.pid"
@@ -121,8 +121,9 @@ def _run(args: argparse.Namespace, cluster: Cluster, mine: Settings, rtnl: Rtnl,
                               warm_standby=warm)
     lvsd = LvsdProcess(_lvsd_argv(args), log, block_after=3 if warm else 1)
     sync = _sync_backend(mine, log)
+    frames = FrameSender()
     actuator = Actuator(
-        mine.vips, RtnlAddresses(rtnl), lvsd, log, send_frame=send_frame, run_command=Commands(),
+        mine.vips, RtnlAddresses(rtnl), lvsd, log, send_frame=frames, run_command=Commands(),
         sync=sync, sync_daemon=_sync(mine), active_cmd=mine.active_cmd,
         inactive_cmd=mine.inactive_cmd, warm=warm,
         schedule=Schedule(count=args.announce), ready_timeout=args.lvsd_timeout)
@@ -140,6 +141,7 @@ def _run(args: argparse.Namespace, cluster: Cluster, mine: Settings, rtnl: Rtnl,
         sdnotify.notify("STOPPING=1")
         if links is not None:
             links.close()
+        frames.close()
         rtnl.close()
 
 

@@ -137,6 +137,31 @@ def send_frame(device: str, frame: bytes) -> None:
             raise SendError("sendto", exc) from exc
 
 
+class FrameSender:
+    """One AF_PACKET socket kept open to send frames on any device (pulse's announcements).
+
+    Opening and closing a packet socket per frame is cheap to open but not to close: the
+    kernel waits for an RCU grace period (``synchronize_net``), 20-30 ms each in the lab VM,
+    and activation sends a burst of frames at once. Protocol 0: it only sends.
+    """
+
+    def __init__(self) -> None:
+        try:
+            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        except OSError as exc:
+            raise SendError("socket", exc) from exc
+
+    def __call__(self, device: str, frame: bytes) -> None:
+        """Send the Ethernet ``frame`` as is on ``device`` (raises SendError)."""
+        try:
+            self.sock.sendto(frame, (device, struct.unpack_from("!H", frame, 12)[0]))
+        except OSError as exc:
+            raise SendError("sendto", exc) from exc
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def interface_mac(device: str) -> bytes:
     """The hardware address of ``device`` in the caller's network namespace."""
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as sock:

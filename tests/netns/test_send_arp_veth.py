@@ -146,3 +146,19 @@ def test_without_cap_net_raw(veth: Veth) -> None:
     if "setpriv" in proc.stderr:
         pytest.skip(f"setpriv cannot drop CAP_NET_RAW here: {proc.stderr.strip()}")
     assert (proc.returncode, proc.stderr) == (1, "socket: Operation not permitted\n")
+
+
+def test_a_kept_frame_sender_sends_every_frame_byte_exact(veth: Veth, capture: Capture) -> None:
+    """pulse's FrameSender: one socket, many frames, on the device named per call."""
+    with veth.a.entered():
+        sender = arp.FrameSender()
+    try:
+        for _ in range(3):
+            sender(IF_A, GOLDEN_ARP)
+        sender(IF_A, GOLDEN_NA)
+        with pytest.raises(arp.SendError, match=r"^sendto: "):
+            sender("nosuchdev0", GOLDEN_ARP)
+    finally:
+        sender.close()
+    got = capture.wait_for(lambda f: is_arp(f) or is_na(f), count=4)
+    assert got == [GOLDEN_ARP] * 3 + [GOLDEN_NA]
