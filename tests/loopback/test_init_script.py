@@ -120,7 +120,8 @@ class World:
         """SIGHUPs seen by the fake, waiting briefly for the handler to write."""
         log = self.dir / "log"
         end = time.monotonic() + 2
-        while not log.exists() and time.monotonic() < end:
+        # the file can exist before the handler's line is in it: wait for the line itself
+        while time.monotonic() < end and not (log.exists() and "HUP" in log.read_text()):
             time.sleep(0.02)
         return log.read_text().count("HUP") if log.exists() else 0
 
