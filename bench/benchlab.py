@@ -41,6 +41,7 @@ from netlab import (  # noqa: E402, F401  (re-exported for the benches)
     NameServer,
     Netns,
     Pulse,
+    TcpServer,
     addresses,
     ask,
     delete,

@@ -41,7 +41,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -54,6 +53,7 @@ from benchlab import (  # noqa: E402
     IpvsView,
     Lan,
     Netns,
+    TcpServer,
     Tracer,
     command_line,
     diff,
@@ -80,29 +80,16 @@ def rips(reals: int) -> list[str]:
     return [f"10.200.{(11 + j) // 256}.{(11 + j) % 256}" for j in range(reals)]
 
 
-class Acceptor:
+class Acceptor(TcpServer):
     """One listener on 0.0.0.0:RPORT in ``ns``: accept and close, in a thread."""
 
+    backlog = 4096
+
     def __init__(self, ns: Netns) -> None:
-        with ns.entered():
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("0.0.0.0", RPORT))
-        self.sock.listen(4096)
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__(ns, RPORT)
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            conn.close()
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
+    def handle(self, conn: socket.socket) -> None:
+        conn.close()
 
 
 class Lab:

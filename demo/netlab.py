@@ -196,68 +196,72 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, step: float = 
         time.sleep(step)
 
 
-class NameServer:
+class TcpServer:
+    """A TCP listener in ``ns`` on 0.0.0.0:``port``, its accept loop in a thread; a subclass
+    answers each connection in :meth:`handle` (on a thread of its own when ``threaded``).
+    Subclasses set their own attributes before calling ``__init__``: serving starts there."""
+
+    threaded = False
+    backlog = 64
+
+    def __init__(self, ns: Netns, port: int) -> None:
+        with ns.entered():
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("0.0.0.0", port))
+        self.sock.listen(self.backlog)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.threaded:
+                threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+            else:
+                self.handle(conn)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+class NameServer(TcpServer):
     """A TCP server in ``ns`` on 0.0.0.0:``port`` answering every connection with a minimal
     HTTP response whose body is ``name`` (nanny's default check of port 80 expects "HTTP")."""
 
     def __init__(self, ns: Netns, name: str, port: int = 8080) -> None:
-        with ns.entered():
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("0.0.0.0", port))
-        self.sock.listen(64)
         body = name.encode()
         self.reply = b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__(ns, port)
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn, contextlib.suppress(OSError):
-                conn.settimeout(0.5)
-                with contextlib.suppress(OSError):
-                    conn.recv(4096)  # the request, if the client sends one before reading
-                conn.sendall(self.reply)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
+    def handle(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(0.5)
+            with contextlib.suppress(OSError):
+                conn.recv(4096)  # the request, if the client sends one before reading
+            conn.sendall(self.reply)
 
 
-class EchoServer:
+class EchoServer(TcpServer):
     """A TCP echo server in ``ns`` on 0.0.0.0:``port``: long-lived connections for tests of
     connection survival (each connection gets its own thread)."""
 
+    threaded = True
+
     def __init__(self, ns: Netns, port: int = 7) -> None:
-        with ns.entered():
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("0.0.0.0", port))
-        self.sock.listen(64)
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__(ns, port)
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _echo(conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         with conn, contextlib.suppress(OSError):
             while data := conn.recv(4096):
                 conn.sendall(data)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
 
 
 def ask(client: Netns, address: str, port: int = 8080, timeout: float = 0.3) -> str | None:
@@ -411,7 +415,7 @@ def payload(name: str, size: int = 65536) -> bytes:
     return f"{name}\n".encode() + random.Random(name).randbytes(size)
 
 
-class FtpServer:
+class FtpServer(TcpServer):
     """A tiny FTP server in ``ns`` on 0.0.0.0:21, one thread per session, one file.
 
     USER, PASS, SYST, PWD, TYPE, PASV, PORT, RETR, QUIT. The welcome line names the server.
@@ -420,31 +424,17 @@ class FtpServer:
     as ip_vs_ftp expects (it creates the director's entry for RIP:20 -> client).
     """
 
+    threaded = True
+    backlog = 16
+
     def __init__(self, ns: Any, name: str, files: dict[str, bytes],
                  passive: tuple[int, int] = (10000, 20000)) -> None:
         self.ns, self.name, self.files, self.passive = ns, name, files, passive
         self.log: list[str] = []
-        with ns.entered():
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("0.0.0.0", 21))
-        self.sock.listen(16)
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__(ns, 21)
 
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
-
-    def _session(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
+        """One FTP session."""
         data: socket.socket | None = None  # passive listener
         port: tuple[str, int] | None = None  # active target
         with conn, contextlib.suppress(OSError):

@@ -16,7 +16,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -33,6 +32,7 @@ from pulse_lab import (  # noqa: E402, F401
     FtpServer,
     Lan,
     NameServer,
+    TcpServer,
     ask,
     ftp_fetch,
     neighbour_mac,
@@ -167,38 +167,22 @@ def explained(net: Lan, lvsd: Callable[[], Lvsd | None]) -> Iterator[None]:
 
 # ---- servers and clients --------------------------------------------------------------------
 
-class HoldServer:
+class HoldServer(TcpServer):
     """In ``ns`` on 0.0.0.0:``port``: say ``name``, then hold the connection until the client
     ends it (so that a client's RST leaves IPVS's entry in CLOSE: 10 s, not TIME_WAIT: 2 min)."""
 
+    threaded = True
+
     def __init__(self, ns: Any, name: str, port: int) -> None:
-        with ns.entered():
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("0.0.0.0", port))
-        self.sock.listen(64)
         self.name = name.encode()
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__(ns, port)
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
-
-    def _hold(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         with conn, contextlib.suppress(OSError):
             conn.sendall(self.name)
             conn.settimeout(30)
             while conn.recv(64):
                 pass
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
 
 
 def ask_from(client: Any, source: str, address: str, port: int, timeout: float = 2.0) -> str:

@@ -19,6 +19,7 @@ from netlab import (  # noqa: E402
     NameServer,
     Netns,
     Pulse,
+    TcpServer,
     addresses,
     ask,
     delete,
@@ -35,5 +36,6 @@ from netlab import (  # noqa: E402
 )
 
 __all__ = ["ROOT", "VIP", "EchoServer", "Fetched", "FtpServer", "Lan", "Member", "NameServer",
-           "Netns", "Pulse", "addresses", "ask", "delete", "ftp_fetch", "has_vip", "ip",
-           "neighbour_mac", "payload", "running", "set_links", "spoof_udp", "sysctl", "wait_for"]
+           "Netns", "Pulse", "TcpServer", "addresses", "ask", "delete", "ftp_fetch", "has_vip",
+           "ip", "neighbour_mac", "payload", "running", "set_links", "spoof_udp", "sysctl",
+           "wait_for"]
