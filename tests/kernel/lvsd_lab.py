@@ -53,6 +53,27 @@ def reap(pids: list[int], timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+def nat_triangle(netns_factory: Callable[[], Any]) -> tuple[Any, Any, Any]:
+    """(director, client, real server): three fresh namespaces joined by veths. The director
+    holds 198.51.100.129/25 and the VIP 198.51.100.180 towards the client (.130) and routes for
+    the real server 10.200.0.130, whose default route is the director's 10.200.0.129."""
+    subreaper()
+    d, c, r = netns_factory(), netns_factory(), netns_factory()
+    for ns in (c, r):
+        ns.run(["ip", "link", "del", "pub0"])
+        ns.run(["ip", "link", "del", "priv0"])
+    d.run(["ip", "link", "add", "dc", "type", "veth", "peer", "name", "cd", "netns", c.name])
+    d.run(["ip", "link", "add", "dr", "type", "veth", "peer", "name", "rd", "netns", r.name])
+    script = ["addr add 198.51.100.129/25 dev dc", "addr add 198.51.100.180/32 dev dc",
+              "link set dc up", "addr add 10.200.0.129/25 dev dr", "link set dr up"]
+    d.run(["ip", "-batch", "-"], input="\n".join(script) + "\n")
+    d.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+    c.run(["ip", "-batch", "-"], input="addr add 198.51.100.130/25 dev cd\nlink set cd up\n")
+    r.run(["ip", "-batch", "-"], input="addr add 10.200.0.130/25 dev rd\nlink set rd up\n"
+          "route add default via 10.200.0.129\n")
+    return d, c, r
+
+
 def wait_for(what: str, check: Callable[[], Any], timeout: float, step: float = 0.05) -> float:
     """Poll ``check`` until truthy; seconds it took (AssertionError naming ``what`` if never)."""
     start = time.monotonic()

@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from lvsd_lab import ROOT, Listener, Lvsd, close_tables, subreaper, wait_for
+from lvsd_lab import ROOT, Listener, Lvsd, close_tables, nat_triangle, wait_for
 
 from piranha.gui import passwd
 
@@ -46,20 +46,7 @@ virtual web {
 
 @pytest.fixture
 def topology(netns_factory, tmp_path):
-    subreaper()
-    d, c, r = netns_factory(), netns_factory(), netns_factory()
-    for ns in (c, r):
-        ns.run(["ip", "link", "del", "pub0"])
-        ns.run(["ip", "link", "del", "priv0"])
-    d.run(["ip", "link", "add", "dc", "type", "veth", "peer", "name", "cd", "netns", c.name])
-    d.run(["ip", "link", "add", "dr", "type", "veth", "peer", "name", "rd", "netns", r.name])
-    script = ["addr add 198.51.100.129/25 dev dc", "addr add 198.51.100.180/32 dev dc",
-              "link set dc up", "addr add 10.200.0.129/25 dev dr", "link set dr up"]
-    d.run(["ip", "-batch", "-"], input="\n".join(script) + "\n")
-    d.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
-    c.run(["ip", "-batch", "-"], input="addr add 198.51.100.130/25 dev cd\nlink set cd up\n")
-    r.run(["ip", "-batch", "-"], input="addr add 10.200.0.130/25 dev rd\nlink set rd up\n"
-          "route add default via 10.200.0.129\n")
+    d, c, r = nat_triangle(netns_factory)
     server = Listener(r, "10.200.0.130", 8080)
     lvsd = Lvsd(d, tmp_path, CONFIG)
     gui: subprocess.Popen[bytes] | None = None
