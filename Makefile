@@ -14,7 +14,7 @@ bootstrap:
 	scripts/bootstrap.sh
 
 lint: bootstrap
-	$(VENV)/bin/ruff check piranha tests scripts bench demo
+	$(VENV)/bin/ruff check piranha testkit lab tests scripts bench demo
 	$(VENV)/bin/mypy
 
 host-test: bootstrap

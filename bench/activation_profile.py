@@ -1,6 +1,6 @@
 """What each step of pulse's activation costs on this machine (root; IPVS for the sync step).
 
-    bench/vm-run.sh .venv/bin/python bench/activation_profile.py [--repeat 20]
+    bench/vm-run.sh .venv/bin/python -m bench.activation_profile [--repeat 20]
 
 In a scratch namespace (eth0 and eth1 on a bridge), times piranha's own adapters doing what
 :class:`piranha.director.actuator.Actuator` does between "partner dead" and the VIP announced:
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import socket
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -31,9 +30,7 @@ from collections.abc import Callable
 from ipaddress import ip_address
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from benchlab import Lan, markdown, save  # noqa: E402
+from lab.bench import Lan, markdown, save
 
 
 def _timed(fn: Callable[[], object], repeat: int,

@@ -1,10 +1,10 @@
 """Benchmark: director failover and real-server failure detection, piranha vs keepalived.
 
-    flock build/.test.lock bench/vm-run.sh .venv/bin/python bench/failover_bench.py \\
+    flock build/.test.lock bench/vm-run.sh .venv/bin/python -m bench.failover_bench \\
         [--trials 5] [--setting default|tuned|both] [--peer piranha|keepalived|both]
 
 One VM boot runs every (peer, setting) pair in turn, each on a fresh LAN of namespaces
-(demo/netlab.py): the client on br0; two directors, eth0 on br0 (198.51.100.1/.2) and eth1 on
+(lab/netlab.py): the client on br0; two directors, eth0 on br0 (198.51.100.1/.2) and eth1 on
 br1 (10.200.0.1/.2); two real servers on br1 (10.200.0.11/.12) whose default route is the NAT
 router address 10.200.0.254 that the active director holds. The VIP 198.51.100.10:8080 is a
 NAT virtual service in front of both real servers (port 8080: a plain TCP check for both
@@ -63,7 +63,6 @@ import fcntl
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -71,10 +70,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import activation_profile  # noqa: E402
-from benchlab import (  # noqa: E402
+from bench import activation_profile
+from lab.bench import (
     Heard,
     IpvsView,
     Lan,
@@ -97,7 +94,7 @@ from benchlab import (  # noqa: E402
     sysctl,
     wait_for,
 )
-from keepalived_lab import Check, Keepalived, Vrrp, director_config  # noqa: E402
+from lab.keepalived import Check, Keepalived, Vrrp, director_config
 
 VIP, PORT = "198.51.100.10", 8080
 ROUTER = "10.200.0.254"

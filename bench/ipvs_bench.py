@@ -1,6 +1,6 @@
 """Benchmark: loading and dumping a big IPVS table, ipvsadm 1.31 vs NetlinkIpvs (root + IPVS).
 
-    bench/vm-run.sh python bench/ipvs_bench.py [--services 1000] [--dests 10] [--repeat 3]
+    bench/vm-run.sh python -m bench.ipvs_bench [--services 1000] [--dests 10] [--repeat 3]
 
 In a fresh network namespace, builds SERVICES x DESTS (default 1,000 x 10: an 11,000-line
 restore file) and times, each REPEAT times from an empty table (median reported):
@@ -23,7 +23,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -31,9 +30,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TypeVar
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from piranha.ipvs.types import (  # noqa: E402
+from piranha.ipvs.types import (
     AddDest,
     AddService,
     Dest,

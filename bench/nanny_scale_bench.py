@@ -1,6 +1,6 @@
 """Scale benchmark: lvsd with N real servers (one forked nanny each), probed once a second.
 
-    .venv/bin/python bench/nanny_scale_bench.py [--servers 1000] [--window 10] [--kills 10]
+    .venv/bin/python -m bench.nanny_scale_bench [--servers 1000] [--window 10] [--kills 10]
 
 Runs on the host: lvsd uses its in-memory IPVS table (``--backend fake``), which leaves the
 process model, the probes and the report path exactly as in production; the real servers are

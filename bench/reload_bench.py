@@ -1,7 +1,7 @@
 """Benchmark: a daemon programming a big IPVS table, and its reload of one changed weight,
 piranha's lvsd vs keepalived's checker.
 
-    flock build/.test.lock bench/vm-run.sh .venv/bin/python bench/reload_bench.py \\
+    flock build/.test.lock bench/vm-run.sh .venv/bin/python -m bench.reload_bench \\
         [--trials 5] [--peer piranha|keepalived|both] [--piranha-size 100x10] \\
         [--keepalived-size 100x10 --keepalived-size 1000x10] [--check-interval 60]
 
@@ -46,9 +46,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from benchlab import (  # noqa: E402
+from lab.bench import (
     ROOT,
     IpvsView,
     Lan,
@@ -66,7 +64,7 @@ from benchlab import (  # noqa: E402
     subreaper,
     wait_for,
 )
-from keepalived_lab import Check, Keepalived, checker_config  # noqa: E402
+from lab.keepalived import Check, Keepalived, checker_config
 
 VIP, BASE_PORT, RPORT = "198.51.100.10", 10000, 8080
 

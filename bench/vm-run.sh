@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run one command as root inside the kernel-lab VM (one boot) and print its output.
 #
-#   bench/vm-run.sh COMMAND [ARGS...]     e.g. bench/vm-run.sh .venv/bin/python bench/ipvs_bench.py
+#   bench/vm-run.sh COMMAND [ARGS...]     e.g. bench/vm-run.sh .venv/bin/python -m bench.ipvs_bench
 #
 # Same boot recipe as scripts/vm-pytest.sh (virtme-ng, emulated, Debian's generic kernel from
 # .cache/kernel/), but for an arbitrary command: the guest loads ip_vs and its schedulers, runs

@@ -1,7 +1,7 @@
 """The piranha lab: two directors running pulse in front of real servers, every step checked.
 
 Run by ``make demo`` inside the kernel-lab VM (``scripts/demo.sh``), or directly as root on a
-host whose kernel has IPVS: ``python demo/run.py [--keep]``. It builds the namespaces of
+host whose kernel has IPVS: ``python -m demo.run [--keep]``. It builds the namespaces of
 :mod:`netlab`, starts pulse on both directors with a lab lvs.cf (NAT for HTTP), then shows, one
 checked step at a time: requests spread across the real servers; a real server killed and
 removed; the active director killed and the backup taking over. The table and the health
@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from netlab import (
+from lab.netlab import (
     VIP,
     FtpServer,
     Lan,

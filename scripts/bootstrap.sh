@@ -161,7 +161,7 @@ fi
 
 # ---- 4. byte-code for the read-only guest ---------------------------------------------------
 # (a file that does not compile is left to pytest to report)
-"$VENV/bin/python" -m compileall -q -j 0 piranha tests scripts >/dev/null \
+"$VENV/bin/python" -m compileall -q -j 0 piranha testkit lab tests scripts bench demo >/dev/null \
     || say "warning: compileall reported errors (pytest will show them)"
 
 say "ok (venv: $VENV, kernel: $(cat "$KCACHE/current" 2>/dev/null || echo none))"

@@ -39,7 +39,7 @@ export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 modprobe ip_vs || echo "demo: modprobe ip_vs FAILED"
 modprobe -a ip_vs_rr ip_vs_wlc ip_vs_ftp bridge 2>/dev/null
 python3 -c 'import sys; print("demo: kernel", __import__("os").uname().release, "IPVS", open("/proc/net/ip_vs").readline().strip())' 2>/dev/null
-$(printf '%q' "$VENV/bin/python") demo/run.py $KEEP --workdir /tmp/piranha-demo 2>&1 | tee $(printf '%q' "$OUT/demo.log")
+$(printf '%q' "$VENV/bin/python") -m demo.run $KEEP --workdir /tmp/piranha-demo 2>&1 | tee $(printf '%q' "$OUT/demo.log")
 echo \${PIPESTATUS[0]} >$(printf '%q' "$OUT/exitcode.tmp") && mv $(printf '%q' "$OUT/exitcode.tmp") $(printf '%q' "$OUT/exitcode")
 sync
 GUEST

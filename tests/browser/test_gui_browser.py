@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gui_lab import (
+
+from lab.gui import (
     PASSWORD,
     EchoServer,
     Proc,

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from gui_lab import free_port, listening, set_password, wait_for
+
+from lab.gui import free_port, listening, set_password, wait_for
 
 CONTRIB = Path(__file__).resolve().parents[2] / "contrib"
 INIT = CONTRIB / "piranha-gui.init"

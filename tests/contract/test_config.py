@@ -6,7 +6,6 @@ import errno
 from ipaddress import ip_address
 
 import pytest
-from ipvs_cases import WEB, WEB6, fails, ok, rs, service
 
 from piranha.ipvs.types import (
     AddDest,
@@ -20,6 +19,7 @@ from piranha.ipvs.types import (
     StopDaemon,
     Timeouts,
 )
+from testkit.ipvs_cases import WEB, WEB6, fails, ok, rs, service
 
 MASTER, BACKUP = DaemonState.MASTER, DaemonState.BACKUP
 #: the largest timeout the kernel takes: INT_MAX / HZ with Debian's HZ=250

@@ -6,7 +6,6 @@ import errno
 from dataclasses import replace
 
 import pytest
-from ipvs_cases import WEB, WEB6, fails, key, ok, rs, service
 
 from piranha.ipvs.types import (
     AddDest,
@@ -19,6 +18,7 @@ from piranha.ipvs.types import (
     TunFlags,
     TunType,
 )
+from testkit.ipvs_cases import WEB, WEB6, fails, key, ok, rs, service
 
 DESTS = {
     "masq-thresholds": (WEB, rs(11, 8080, Forward.MASQ, weight=3, u_threshold=100, l_threshold=10)),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import errno
 
 import pytest
-from ipvs_cases import WEB, key, rs, service
 
 from piranha.ipvs.types import AddDest, AddService, DelDest
+from testkit.ipvs_cases import WEB, key, rs, service
 
 pytestmark = pytest.mark.kernel
 

@@ -6,7 +6,6 @@ import errno
 import itertools
 
 import pytest
-from ipvs_cases import VIP, VIP6, WEB, WEB6, fails, key, ok, service
 
 from piranha.errors import KernelError
 from piranha.ipvs.fake import service_bucket
@@ -24,6 +23,7 @@ from piranha.ipvs.types import (
     Table,
     Timeouts,
 )
+from testkit.ipvs_cases import VIP, VIP6, WEB, WEB6, fails, key, ok, service
 
 SERVICES = {
     "tcp": service(WEB),

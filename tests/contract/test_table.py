@@ -6,8 +6,6 @@ import errno
 import time
 from ipaddress import IPv4Address
 
-from ipvs_cases import WEB, key, ok, rs, service
-
 from piranha.ipvs.types import (
     AddDest,
     AddService,
@@ -21,6 +19,7 @@ from piranha.ipvs.types import (
     Timeouts,
     Zero,
 )
+from testkit.ipvs_cases import WEB, key, ok, rs, service
 
 
 def position(ops, op):

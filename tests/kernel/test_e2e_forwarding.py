@@ -1,7 +1,7 @@
 """End to end through a real director: a client reaches the VIP, IPVS forwards with each of
 lvs.cf's three methods (nat, direct, tunnel), real servers answer with their name.
 
-Each test builds its own LAN of namespaces (``e2e_lab``), runs lvsd for real in the director's
+Each test builds its own LAN of namespaces (``lab.e2e``), runs lvsd for real in the director's
 namespace, waits for both real servers to be in the table (their nannies reported UP), then
 asks the VIP until rr has shown both. Direct-routing and tunnel real servers are configured
 by ``piranha realserver --vip VIP`` run inside their namespace: the helper is what is tested
@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_lab import (
+
+from lab.e2e import (
     C_MAC,
     D_MAC,
     RS_MAC,
@@ -39,7 +40,7 @@ from e2e_lab import (
     virtual,
     wait_for,
 )
-from lvsd_lab import Lvsd
+from lab.lvsd import Lvsd
 
 PORT = 8080
 ARP = ["net.ipv4.conf.all.arp_ignore", "net.ipv4.conf.all.arp_announce",

@@ -1,7 +1,7 @@
 """FTP through a NAT director with Piranha's firewall-mark recipe, both transfer modes.
 
 lvs.cf has one virtual with ``fwmark = 1``, ``port = 21``, ``persistent``; two real FTP servers
-(``e2e_lab.FtpServer``) each serve a file starting with their own name. lvsd programs the
+(``lab.netlab.FtpServer``) each serve a file starting with their own name. lvsd programs the
 fwmark service; ``piranha fwmark-rules --apply`` (nft), run in the director's namespace, marks
 port 21 and the passive range and masquerades the real servers' port 20. ip_vs_ftp is loaded
 (scripts/vm-guest.sh). The client is Python's ftplib, told to trust the address of the 227
@@ -24,7 +24,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from e2e_lab import (
+
+from lab.e2e import (
     C_MAC,
     VIP,
     FtpServer,
@@ -43,7 +44,7 @@ from e2e_lab import (
     start_lvsd,
     virtual,
 )
-from lvsd_lab import Lvsd
+from lab.lvsd import Lvsd
 
 MARKS_ONLY = f"""\
 table ip piranha {{

@@ -1,7 +1,7 @@
 """Persistence through a real director: ``persistent`` keeps a client on one real server until
 the template expires, and ``pmask`` makes a whole client subnet share one template.
 
-NAT topology (``e2e_lab``); one client namespace holds three addresses: 198.51.100.20 and .30
+NAT topology (``lab.e2e``); one client namespace holds three addresses: 198.51.100.20 and .30
 (both in 198.51.100.0/25) and .200 (in 198.51.100.128/25). Real servers say their name and
 keep the connection until the client ends it; the client ends it with a RST, so IPVS keeps
 the connection entry 10 s (CLOSE) instead of 2 min (TIME_WAIT).
@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from e2e_lab import (
+from lab.e2e import (
     C_MAC,
     VIP,
     HoldServer,
@@ -33,7 +33,7 @@ from e2e_lab import (
     virtual,
     wait_for,
 )
-from lvsd_lab import Lvsd
+from lab.lvsd import Lvsd
 
 STICKY, SUBNET = 8080, 8081
 A1, A2, B = "198.51.100.20", "198.51.100.30", "198.51.100.200"

@@ -20,8 +20,8 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from lvsd_lab import ROOT, Listener, Lvsd, close_tables, nat_triangle, wait_for
 
+from lab.lvsd import ROOT, Listener, Lvsd, close_tables, nat_triangle, wait_for
 from piranha.gui import passwd
 
 PASSWORD = "kernel tier password"

@@ -1,6 +1,6 @@
 """piranha-ipvsadm vs the real ipvsadm 1.31, byte for byte, on the real kernel (VM tier).
 
-Both directions, on the same hypothesis-generated tables (tests/kernel/ipvsadm_gen.py):
+Both directions, on the same hypothesis-generated tables (testkit/ipvsadm_gen.py):
 
 1. the real ``ipvsadm -R`` builds a table in the test's namespace and lists it in every mode;
    piranha-ipvsadm (``main()`` in-process over ``NetlinkIpvs`` opened in that namespace) lists
@@ -30,10 +30,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from ipvsadm_gen import GenTable, canonical_save, restore_script, tables
 
 from piranha.cli.ipvsadm import main
 from piranha.cli.ipvsadm_sort import sort_services
+from testkit.ipvsadm_gen import GenTable, canonical_save, restore_script, tables
 
 MARK_LINE = "-L --timeout"
 MARK = "Timeout (tcp tcpfin udp): 900 120 300\n"

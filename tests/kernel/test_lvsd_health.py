@@ -12,7 +12,8 @@ import signal
 import time
 
 import pytest
-from lvsd_lab import Listener, Lvsd, close_tables, subreaper, table, wait_for, weights
+
+from lab.lvsd import Listener, Lvsd, close_tables, subreaper, table, wait_for, weights
 
 TIMEOUT, REENTRY = 1.0, 2.0
 WEB, QUIET = "198.51.100.80:8080", "198.51.100.81:8080"

@@ -12,8 +12,8 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from lvsd_lab import Listener, Lvsd, close_tables, subreaper, wait_for, weights
 
+from lab.lvsd import Listener, Lvsd, close_tables, subreaper, wait_for, weights
 from piranha.cli.admin import cli
 
 WEB = "198.51.100.80:8080"

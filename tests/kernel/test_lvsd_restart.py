@@ -12,7 +12,8 @@ import signal
 import socket
 
 import pytest
-from lvsd_lab import Listener, Lvsd, close_tables, nat_triangle, table, wait_for, weights
+
+from lab.lvsd import Listener, Lvsd, close_tables, nat_triangle, table, wait_for, weights
 
 VIP = "198.51.100.180:8080"
 RS = "10.200.0.130:8080"

@@ -1,7 +1,7 @@
 """Two directors with pulse, real IPVS, real servers behind NAT, a client: the failover that
 pulse exists for, measured end to end in the VM.
 
-Topology (tests/netns/pulse_lab.py): public LAN br0 with the client (198.51.100.100) and the
+Topology (``lab.netlab.Lan``): public LAN br0 with the client (198.51.100.100) and the
 directors' eth0 (198.51.100.1 primary, .2 backup); private LAN br1 with the directors' eth1
 (10.200.0.1, .2) and two real servers (10.200.0.11, .12) whose default route is the NAT router
 address 10.200.0.254 that pulse raises on the active director. Each real server answers TCP
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -21,9 +20,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "netns"))
-
-from pulse_lab import (  # noqa: E402
+from lab.netlab import (
     VIP,
     EchoServer,
     Lan,
@@ -38,9 +35,8 @@ from pulse_lab import (  # noqa: E402
     spoof_udp,
     wait_for,
 )
-
-from piranha.ipvs.netlink import NetlinkIpvs  # noqa: E402
-from piranha.ipvs.types import DaemonState  # noqa: E402
+from piranha.ipvs.netlink import NetlinkIpvs
+from piranha.ipvs.types import DaemonState
 
 KEEPALIVE, DEADTIME = 0.25, 1.0
 MAC1, MAC2 = "02:00:00:00:01:01", "02:00:00:00:01:02"

@@ -1,11 +1,12 @@
-"""Fixtures of the loopback tier: real servers on 127.0.0.1 and ::1 (see loopback_servers)."""
+"""Fixtures of the loopback tier: real servers on 127.0.0.1 and ::1 (see lab.loopback)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from loopback_servers import Servers
+
+from lab.loopback import Servers
 
 
 @pytest.fixture

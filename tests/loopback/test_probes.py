@@ -9,8 +9,8 @@ from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
-from loopback_servers import HOSTS, Servers, backlog_full, free_udp_port, reply, silent
 
+from lab.loopback import HOSTS, Servers, backlog_full, free_udp_port, reply, silent
 from piranha.health.expect import AnyReply, Pattern, Prefix
 from piranha.health.probe import ProgramProbe, SocketProbe, probe_for
 from piranha.health.types import ProbeResult, Target

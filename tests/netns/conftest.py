@@ -12,7 +12,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from netns_helpers import Capture, Netns, Veth, create_veth, delete, unavailable_reason
+
+from lab.netns import Capture, Netns, Veth, create_veth, delete, unavailable_reason
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

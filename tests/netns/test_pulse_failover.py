@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pulse_lab import (
+
+from lab.netlab import (
     VIP,
     Lan,
     NameServer,

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from netns_helpers import Netns, delete, ip
+
+from lab.netns import Netns, delete, ip
 
 PIRANHA = str(Path(sys.executable).with_name("piranha"))
 VIP, VIP2, VIP6 = "198.51.100.10", "198.51.100.11", "2001:db8::10"

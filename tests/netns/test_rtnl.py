@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 
 import pytest
-from netns_helpers import Netns, delete, ip
 
+from lab.netns import Netns, delete, ip
 from piranha.net.rtnl import Addr, Link, LinkWatch, NetError, Rtnl, link_faults
 
 MAC0 = "02:00:00:00:be:01"

@@ -13,8 +13,8 @@ from ipaddress import IPv6Address, ip_address
 from pathlib import Path
 
 import pytest
-from netns_helpers import IF_A, IF_B, Capture, Veth
 
+from lab.netns import IF_A, IF_B, Capture, Veth
 from piranha import send_arp
 from piranha.net import arp
 

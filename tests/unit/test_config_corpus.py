@@ -9,34 +9,17 @@ expected and what was found.
 from __future__ import annotations
 
 import re
-from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 
 import pytest
 
 from piranha.config import loads
 from piranha.errors import ConfigErrors
+from testkit.resolver import FakeResolver
 
 INVALID = Path(__file__).resolve().parents[1] / "data" / "invalid"
 CASES = sorted(INVALID.glob("*.cf"))
 _LOCATION = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?:error|warning): .+$")
-
-
-class FakeResolver:
-    """Name lookups without DNS: a few known names, everything else is unknown."""
-
-    HOSTS = {"director1": "203.0.113.10", "web1.example": "192.168.10.11"}
-    SERVICES = {"http": 80, "https": 443, "ftp": 21, "domain": 53}
-
-    def host(self, name: str) -> IPv4Address | IPv6Address:
-        if name not in self.HOSTS:
-            raise LookupError(name)
-        return ip_address(self.HOSTS[name])
-
-    def service(self, name: str) -> int:
-        if name not in self.SERVICES:
-            raise LookupError(name)
-        return self.SERVICES[name]
 
 
 def report_of(path: Path) -> str:

@@ -30,25 +30,12 @@ from piranha.model import (
     ServiceType,
     VirtualServer,
 )
+from testkit.resolver import FakeResolver
 
 VALID = Path(__file__).resolve().parents[1] / "data" / "valid"
 EXAMPLES = [p.read_bytes() for p in sorted(VALID.glob("*.cf"))]
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
-
-
-class FakeResolver:
-    """No DNS: every name is unknown except a couple of hosts and services."""
-
-    def host(self, name: str) -> IPv4Address | IPv6Address:
-        if name == "director1":
-            return IPv4Address("203.0.113.10")
-        raise LookupError(name)
-
-    def service(self, name: str) -> int:
-        if name in ("http", "https"):
-            return 80 if name == "http" else 443
-        raise LookupError(name)
 
 
 RESOLVER = FakeResolver()

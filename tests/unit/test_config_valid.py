@@ -6,7 +6,7 @@ Every load goes through ``FakeResolver``: no test touches DNS or /etc/services.
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 import pytest
@@ -24,33 +24,11 @@ from piranha.model import (
     ServiceType,
     VirtualServer,
 )
+from testkit.resolver import FakeResolver
 
 VALID = Path(__file__).resolve().parents[1] / "data" / "valid"
 V4 = IPv4Address
 V6 = IPv6Address
-
-
-class FakeResolver:
-    """Known names only; records every lookup so tests can check what was resolved."""
-
-    HOSTS = {"director1": "203.0.113.10", "director2": "203.0.113.11",
-             "web1.example": "192.168.10.11", "web6.example": "2001:db8:1::11"}
-    SERVICES = {"http": 80, "https": 443, "ftp": 21, "domain": 53}
-
-    def __init__(self) -> None:
-        self.lookups: list[tuple[str, str]] = []
-
-    def host(self, name: str) -> IPv4Address | IPv6Address:
-        self.lookups.append(("host", name))
-        if name not in self.HOSTS:
-            raise LookupError(name)
-        return ip_address(self.HOSTS[name])
-
-    def service(self, name: str) -> int:
-        self.lookups.append(("service", name))
-        if name not in self.SERVICES:
-            raise LookupError(name)
-        return self.SERVICES[name]
 
 
 def load(text: str | bytes, resolver: FakeResolver | None = None) -> LoadResult:

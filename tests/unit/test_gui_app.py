@@ -10,41 +10,17 @@ from pathlib import Path
 import pytest
 from werkzeug.test import Client, TestResponse
 
-from piranha.gui import auth, cli, passwd, reload
+from piranha.gui import auth, cli, passwd
 from piranha.gui.app import make_app
 from piranha.gui.web import HEADERS, App, Settings, World
+from testkit.clock import Clock
+from testkit.resolver import no_dns
+from testkit.system import FakeOs
 
 SAMPLE = Path(__file__).resolve().parents[2] / "conf" / "lvs.cf"
 PASSWORD = "a fine password"
 ORIGIN = "http://localhost"
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 5000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class NoDns:
-    def host(self, name: str):
-        raise LookupError(name)
-
-    def service(self, name: str) -> int:
-        raise LookupError(name)
-
-
-class FakeOs:
-    def __init__(self) -> None:
-        self.alive: set[int] = set()
-        self.signals: list[tuple[int, int]] = []
-
-    def os(self) -> reload.Os:
-        return reload.Os(lambda pid: pid in self.alive,
-                         lambda pid, sig: self.signals.append((pid, sig)),
-                         lambda argv: (0, ""))
 
 
 @pytest.fixture
@@ -59,7 +35,7 @@ def env(tmp_path):
                         pulse_status=str(tmp_path / "pulse.json"),
                         lvsd_status=str(tmp_path / "lvsd.json"))
     app = make_app(settings, World(clock=clock, wall=lambda: 1.8e9, system=fake.os(),
-                                   resolver=NoDns()))
+                                   resolver=no_dns()))
     return {"app": app, "cf": cf, "pw": pw, "os": fake, "clock": clock, "tmp": tmp_path}
 
 

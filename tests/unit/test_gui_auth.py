@@ -8,16 +8,7 @@ import stat
 import pytest
 
 from piranha.gui import auth, passwd
-
-
-class Clock:
-    """A clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from testkit.clock import Clock
 
 
 def test_hash_verify_and_file_format(tmp_path):

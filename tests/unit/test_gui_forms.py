@@ -12,24 +12,12 @@ from piranha.config import load, loads, render
 from piranha.errors import ConfigError
 from piranha.gui import editor, forms
 from piranha.gui.document import LineInfo, Section, emit, parse_text, token
-from piranha.model import IPAddress
+from testkit.resolver import FakeResolver
 
 SAMPLE = Path(__file__).resolve().parents[2] / "conf" / "lvs.cf"
 
 
-class NoDns:
-    """A resolver that knows no names (unit tests do no lookups)."""
-
-    def host(self, name: str) -> IPAddress:
-        raise LookupError(name)
-
-    def service(self, name: str) -> int:
-        if name == "http":
-            return 80
-        raise LookupError(name)
-
-
-DNS = NoDns()
+DNS = FakeResolver(hosts={}, services={"http": 80})
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from piranha.ipvs.types import (
     ServiceKey,
 )
 from piranha.model import Cluster
+from testkit.system import FakeOs
 
 NOW = 1_800_000_000.0
 VIP = ip_address("10.0.0.80")
@@ -117,25 +118,6 @@ def test_gather_reads_files_and_survives_a_broken_table(tmp_path):
 def test_human_numbers():
     assert [monitor.human(n) for n in (None, 0, 9999, 12345, 4_100_000, 3 * 10**9)] == \
         ["-", "0", "9999", "12.3K", "4.1M", "3.0G"]
-
-
-class FakeOs:
-    def __init__(self, alive: set[int], fail: bool = False, scp: tuple[int, str] = (0, "")):
-        self.alive_pids, self.fail, self.scp = alive, fail, scp
-        self.signals: list[tuple[int, int]] = []
-        self.runs: list[list[str]] = []
-
-    def os(self) -> reload.Os:
-        return reload.Os(lambda pid: pid in self.alive_pids, self.kill, self.run)
-
-    def kill(self, pid: int, sig: int) -> None:
-        if self.fail:
-            raise PermissionError(1, "Operation not permitted")
-        self.signals.append((pid, sig))
-
-    def run(self, argv):
-        self.runs.append(list(argv))
-        return self.scp
 
 
 def pidfiles(tmp_path, pulse: int | None, lvsd: int | None):

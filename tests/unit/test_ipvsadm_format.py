@@ -5,11 +5,11 @@ from __future__ import annotations
 from ipaddress import ip_address
 
 import pytest
-from ipvsadm_tables import DNS6, INFO, MARK7, example_table, lines, save_table
 
 from piranha.cli.ipvsadm_format import Fmt, Namer, header, largenum, render_services
 from piranha.cli.ipvsadm_values import StaticResolver
 from piranha.ipvs.types import Dest, Forward, Proto, Service, ServiceKey, SvcFlags, Table, TunType
+from testkit.tables import DNS6, INFO, MARK7, example_table, lines, save_table
 
 NUMERIC = Namer(True, StaticResolver({}, {}))
 

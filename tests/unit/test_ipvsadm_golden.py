@@ -14,10 +14,10 @@ from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
-from ipvsadm_stub import StubIpvs
 
 from piranha.cli.ipvsadm import main
 from piranha.ipvs.types import Proto, Service, ServiceKey, Table
+from testkit.ipvs import StubIpvs
 
 DATA = json.loads(
     (Path(__file__).parents[1] / "data" / "ipvsadm" / "real-ipvsadm-1.31.json").read_text())

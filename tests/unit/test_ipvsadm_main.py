@@ -9,14 +9,14 @@ import sys
 from ipaddress import ip_address
 
 import pytest
-from ipvsadm_stub import StubIpvs, TableBackend
-from ipvsadm_tables import example_table, lines
 
 from piranha.cli import ipvsadm as cli
 from piranha.cli.ipvsadm import main
 from piranha.cli.ipvsadm_values import StaticResolver
 from piranha.errors import IpvsUnavailable
 from piranha.ipvs.types import AddDest, AddService, Daemon, DaemonState
+from testkit.ipvs import StubIpvs, TableBackend
+from testkit.tables import example_table, lines
 
 PROC = lines(
     "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData",

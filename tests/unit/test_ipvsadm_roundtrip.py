@@ -13,19 +13,15 @@ from __future__ import annotations
 
 import io
 import random
-import sys
 from ipaddress import IPv4Address
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ipvsadm_stub import RecordingFake
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "kernel"))
-from ipvsadm_gen import GenService, GenTable, canonical_save, restore_script, tables  # noqa: E402
-
-from piranha.cli.ipvsadm import main  # noqa: E402
-from piranha.ipvs.types import Proto, Service, ServiceKey, SvcFlags  # noqa: E402
+from piranha.cli.ipvsadm import main
+from piranha.ipvs.types import Proto, Service, ServiceKey, SvcFlags
+from testkit.ipvs import RecordingFake
+from testkit.ipvsadm_gen import GenService, GenTable, canonical_save, restore_script, tables
 
 
 def run(argv, backend, stdin=""):

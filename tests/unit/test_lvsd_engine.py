@@ -6,8 +6,6 @@ import os
 import signal
 from ipaddress import ip_address
 
-from lvsd_fakes import VIP, Clock, conf, dest, make_lab, server
-
 from piranha.health.types import State
 from piranha.ipvs.fake import FakeIpvs
 from piranha.ipvs.types import (
@@ -21,6 +19,8 @@ from piranha.ipvs.types import (
     ServiceKey,
 )
 from piranha.lvsd.control import Request
+from testkit.clock import Clock
+from testkit.lvsd import VIP, conf, dest, make_lab, server
 
 KEY = ServiceKey.inet(Proto.TCP, ip_address(VIP), 80)
 TWO = conf(server("web1", 11, weight=3) + server("web2", 12, weight=1))
@@ -140,7 +140,7 @@ def test_reload_with_one_changed_weight_issues_one_edit_and_keeps_the_rest() -> 
     lab.report(dest(11), State.UP, 3)
     lab.report(dest(12), State.UP, 1)
     web2 = lab.pid(dest(12))
-    from lvsd_fakes import cluster
+    from testkit.lvsd import cluster
     lab.engine.reload(cluster(conf(server("web1", 11, weight=5) + server("web2", 12))))
     assert lab.log.lines.count("ipvs: ipvsadm -e -t 198.51.100.80:80 -r 10.200.0.11:80 -m "
                                "-w 5") == 1
@@ -153,7 +153,7 @@ def test_reload_with_one_changed_weight_issues_one_edit_and_keeps_the_rest() -> 
 
 def test_reload_changes_scheduler_and_drops_removed_virtuals() -> None:
     lab = make_lab(TWO)
-    from lvsd_fakes import cluster
+    from testkit.lvsd import cluster
     lab.engine.reload(cluster(TWO.replace("scheduler = wlc", "scheduler = rr")))
     assert lab.ipvs.dump().services[0].scheduler == "rr"
     lab.engine.reload(cluster(TWO.replace("active = 1\n    address", "active = 0\n    address")))

@@ -6,12 +6,11 @@ import functools
 import time
 from ipaddress import ip_address
 
-from lvsd_fakes import VIP, cluster, conf, dest, make_lab, server
-
 from piranha.health.types import State
 from piranha.ipvs.fake import FakeIpvs
 from piranha.ipvs.types import AddDest, Dest, Forward, Proto, ServiceKey, Timeouts
 from piranha.supervise.zygote import ZygoteRunner
+from testkit.lvsd import VIP, cluster, conf, dest, make_lab, server
 
 KEY = ServiceKey.inet(Proto.TCP, ip_address(VIP), 80)
 TWO = conf(server("web1", 11, weight=3) + server("web2", 12))

@@ -11,7 +11,6 @@ import time
 from ipaddress import ip_address
 
 import pytest
-from lvsd_fakes import dest
 
 from piranha.errors import KernelError
 from piranha.ipvs.types import (
@@ -35,6 +34,7 @@ from piranha.lvsd.apply import already_done, op_text
 from piranha.lvsd.book import Drain
 from piranha.supervise.runner import exit_text
 from piranha.supervise.zygote import ZygoteRunner
+from testkit.lvsd import dest
 
 KEY = ServiceKey.inet(Proto.TCP, ip_address("198.51.100.80"), 80)
 KEY6 = ServiceKey.inet(Proto.UDP, ip_address("2001:db8::80"), 53)

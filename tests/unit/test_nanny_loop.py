@@ -7,7 +7,6 @@ import signal
 from ipaddress import ip_address
 
 import pytest
-from lvsd_fakes import cluster, conf, dest, server
 
 from piranha import nanny
 from piranha.health.check import CheckSpec
@@ -16,6 +15,7 @@ from piranha.health.probe import ProgramProbe, SocketProbe
 from piranha.health.report import DestId
 from piranha.health.types import ProbeResult, State, Target
 from piranha.model import Protocol
+from testkit.lvsd import cluster, conf, dest, server
 
 
 class Script:

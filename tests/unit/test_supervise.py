@@ -5,10 +5,10 @@ from __future__ import annotations
 import signal
 
 import pytest
-from lvsd_fakes import FakeRunner
 
 from piranha.supervise.children import ChildState, Supervisor
 from piranha.supervise.policy import RestartPolicy
+from testkit.runner import FakeRunner
 
 POLICY = RestartPolicy(initial=1, factor=2, maximum=60, reset_after=60, give_up_after=0)
 

@@ -1,6 +1,6 @@
 """Shared pieces of the failover and reload benchmarks (root, iproute2; IPVS in the VM).
 
-* the namespace LAN of ``demo/netlab.py`` (re-exported: :class:`Lan`, :class:`NameServer`, ...);
+* the namespace LAN of ``lab/netlab.py`` (re-exported: :class:`Lan`, :class:`NameServer`, ...);
 * :class:`IpvsView`: a namespace's IPVS table read from ``/proc/net/ip_vs`` (a few ms even for
   11,000 entries, cheap enough to poll every 10-20 ms);
 * :class:`Prober`: the client asking the VIP in a loop, every request timed;
@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import select
@@ -31,11 +30,9 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "demo"))
-sys.path.insert(0, str(ROOT))
-
-from netlab import (  # noqa: E402, F401  (re-exported for the benches)
+from lab.lvsd import subreaper  # noqa: F401  (re-exported for the benches)
+from lab.netlab import (  # noqa: F401  (re-exported for the benches)
+    ROOT,
     Lan,
     Member,
     NameServer,
@@ -49,14 +46,6 @@ from netlab import (  # noqa: E402, F401  (re-exported for the benches)
     sysctl,
     wait_for,
 )
-
-PR_SET_CHILD_SUBREAPER = 36
-
-
-def subreaper() -> None:
-    """Adopt orphaned descendants (nannies of a SIGKILLed lvsd): the guest's init does not
-    reap them, and a zombie keeps its pid alive-looking."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 def reap_orphans() -> None:

@@ -10,14 +10,11 @@ import contextlib
 import os
 import shutil
 import socket
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "demo"))
-from netlab import Netns, delete, ip  # noqa: E402
+from lab.netlab import Netns, delete, ip
 
 __all__ = ["Capture", "Netns", "Veth", "create_veth", "delete", "ip", "unavailable_reason"]
 

@@ -1,11 +1,10 @@
-"""Fakes for driving the lvsd engine in-process: runner, clocks, logger, config builder."""
+"""Builders for driving the lvsd engine in-process: lvs.cf text, clusters, dest ids, a started
+engine on FakeIpvs with a fake runner and clock (``make_lab``), a log that collects lines."""
 
 from __future__ import annotations
 
-import itertools
-import signal
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from ipaddress import ip_address
 
 from piranha.config import loads
@@ -15,6 +14,8 @@ from piranha.health.types import State
 from piranha.ipvs.fake import FakeIpvs
 from piranha.lvsd.engine import Engine
 from piranha.model import Cluster, Protocol
+from testkit.clock import Clock
+from testkit.runner import FakeRunner
 
 VIP = "198.51.100.80"
 
@@ -51,46 +52,6 @@ def cluster(text: str) -> Cluster:
 def dest(n: int, vport: int = 80, rport: int = 80) -> DestId:
     """The DestId of 10.200.0.n behind VIP:vport."""
     return DestId(ip_address(VIP), vport, Protocol.TCP, ip_address(f"10.200.0.{n}"), rport)
-
-
-class Clock:
-    """A clock tests move by hand (monotonic and wall at once)."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        """Wall clock: a fixed offset from the monotonic one."""
-        return self.now + 1_700_000_000
-
-
-@dataclass
-class FakeRunner:
-    """ProcessRunner that records spawns and kills; tests end children with ``exit``."""
-
-    spawned: list[tuple[int, Callable[[], int]]] = field(default_factory=list)
-    killed: list[tuple[int, int]] = field(default_factory=list)
-    ended: list[tuple[int, int]] = field(default_factory=list)
-    _pids: Iterable[int] = field(default_factory=lambda: itertools.count(100))
-
-    def spawn(self, main: Callable[[], int], keep_fds: Iterable[int] = ()) -> int:
-        pid = next(iter(self._pids))
-        self.spawned.append((pid, main))
-        return pid
-
-    def kill(self, pid: int, sig: int) -> None:
-        self.killed.append((pid, sig))
-
-    def reap(self) -> list[tuple[int, int]]:
-        out, self.ended = self.ended, []
-        return out
-
-    def terms(self) -> list[int]:
-        """Pids sent SIGTERM."""
-        return [p for p, s in self.killed if s == signal.SIGTERM]
 
 
 class Log:

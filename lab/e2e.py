@@ -1,7 +1,7 @@
 """Helpers of the end-to-end forwarding tests: a LAN of namespaces with a director running lvsd,
 real servers, clients; small servers (name, hold, FTP); an ARP probe; the IPVS connection table.
 
-Topology (tests/netns/pulse_lab.py ``Lan``): bridge br0 is the public LAN (198.51.100.0/24:
+Topology (``lab.netlab.Lan``): bridge br0 is the public LAN (198.51.100.0/24:
 director .1 with the VIP .10 as eth0:1, clients), br1 the private one (10.200.0.0/24:
 director .1 as the NAT gateway, real servers .11/.12). Direct routing and tunnel put the real
 servers on br0 (.11/.12). Only these ranges are used, inside namespaces made here.
@@ -24,10 +24,8 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any, TypeVar
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "netns"))
-
-from lvsd_lab import Lvsd, close_tables, weights  # noqa: E402
-from pulse_lab import (  # noqa: E402, F401
+from lab.lvsd import Lvsd, close_tables, weights
+from lab.netlab import (  # noqa: F401
     Fetched,
     FtpServer,
     Lan,

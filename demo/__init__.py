@@ -1,0 +1,1 @@
+"""`make demo`: the checked steps of the lab (run as ``python -m demo.run``)."""
