@@ -110,12 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     nanny.rehearse()  # before the zygote forks: see its docstring
     runner = ZygoteRunner(keep_fds=[theirs.fileno()])
     engine = Engine(result.cluster, args.configfile, backend, runner,
-                    nanny_factory(theirs.fileno()), log, clock=time.monotonic, wall=time.time,
-                    state_path=args.state_file)
+                    nanny_factory(theirs.fileno()), log, clock=time.monotonic, wall=time.time)
     log.info(f"starting: {args.configfile}, {len(engine.specs)} real servers")
     try:
         return Daemon(engine, runner, mine, listener, log, load=load,
-                      status_path=args.status_file, reconcile_interval=args.reconcile_interval,
+                      status_path=args.status_file, state_path=args.state_file,
+                      reconcile_interval=args.reconcile_interval,
                       clock=time.monotonic, on_ready=_ready_notifier(args.ready_fd)).run()
     finally:
         runner.close()

@@ -12,7 +12,10 @@ from piranha.health.check import CheckSpec
 from piranha.health.report import DestId, HealthReport
 from piranha.health.types import State
 from piranha.ipvs.fake import FakeIpvs
+from piranha.lvsd.control import Request
 from piranha.lvsd.engine import Engine
+from piranha.lvsd.statefile import Keeper
+from piranha.lvsd.view import snapshot
 from piranha.model import Cluster, Protocol
 from testkit.clock import Clock
 from testkit.runner import FakeRunner
@@ -68,7 +71,8 @@ class Log:
 
 @dataclass
 class Lab:
-    """An engine on a FakeIpvs with a fake runner and clock."""
+    """An engine on a FakeIpvs with a fake runner and clock; its methods end like a turn of
+    lvsd's loop does (state file kept)."""
 
     engine: Engine
     ipvs: FakeIpvs
@@ -76,6 +80,7 @@ class Lab:
     clock: Clock
     log: Log
     adopted: dict[DestId, int | None]
+    keeper: Keeper
 
     def pid(self, d: DestId) -> int:
         """The pid of d's current nanny."""
@@ -88,7 +93,22 @@ class Lab:
         changed = self.engine.on_report(self.pid(d), HealthReport(d, state, weight, reason,
                                                                   self.clock.now))
         self.engine.reconcile()
+        self.settle()
         return changed
+
+    def control(self, req: Request) -> tuple[bool, str]:
+        """A control-socket command, as the loop serves it."""
+        answer = self.engine.control(req)
+        self.settle()
+        return answer
+
+    def settle(self) -> None:
+        """The end of a loop turn: the state file takes what changed."""
+        self.keeper.keep(self.engine.saved_state())
+
+    def snapshot(self, pid: int) -> dict[str, object]:
+        """The status snapshot lvsd would write now."""
+        return snapshot(self.engine.view(), pid, self.clock.wall())
 
     def weights(self) -> dict[str, int]:
         """rip:rport -> weight of every dest in the fake kernel."""
@@ -98,7 +118,7 @@ class Lab:
 
 def make_lab(text: str, ipvs: FakeIpvs | None = None, state_path: str | None = None,
              clock: Clock | None = None) -> Lab:
-    """A started engine for lvs.cf ``text``."""
+    """A started engine for lvs.cf ``text`` (its state file at ``state_path``)."""
     ipvs = ipvs or FakeIpvs(interfaces=("lo", "pub0"))
     runner, clock, log = FakeRunner(), clock or Clock(), Log()
     adopted: dict[DestId, int | None] = {}
@@ -108,6 +128,9 @@ def make_lab(text: str, ipvs: FakeIpvs | None = None, state_path: str | None = N
         return (lambda: 0), []
 
     engine = Engine(cluster(text), "lvs.cf", ipvs, runner, nanny_main, log, clock=clock,
-                    wall=clock.wall, state_path=state_path)
-    engine.start()
-    return Lab(engine, ipvs, runner, clock, log, adopted)
+                    wall=clock.wall)
+    keeper = Keeper(state_path, log.error)
+    engine.start(keeper.load())
+    lab = Lab(engine, ipvs, runner, clock, log, adopted, keeper)
+    lab.settle()
+    return lab

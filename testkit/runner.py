@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -21,6 +21,16 @@ class FakeRunner:
         pid = next(iter(self._pids))
         self.spawned.append((pid, main))
         return pid
+
+    def spawn_many(self, jobs: Sequence[tuple[Callable[[], int], Iterable[int]]]) -> list[int]:
+        return [self.spawn(main, keep) for main, keep in jobs]
+
+    def exits_fd(self) -> None:
+        return None
+
+    @property
+    def pending(self) -> bool:
+        return False
 
     def kill(self, pid: int, sig: int) -> None:
         self.killed.append((pid, sig))

@@ -11,8 +11,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from piranha.health.report import DestId
 from piranha.health.types import State
@@ -45,6 +46,36 @@ class Drain:
     def state(self) -> str:
         """'draining' or 'drained'."""
         return "drained" if self.done else "draining"
+
+
+class HealthBook:
+    """Every real server's health, and the one place it changes (each change bumps
+    ``generation``, which tells the loop the status snapshot is out of date)."""
+
+    def __init__(self) -> None:
+        self._by_dest: dict[DestId, Health] = {}
+        self.generation = 0
+
+    def __getitem__(self, dest: DestId) -> Health:
+        return self._by_dest[dest]
+
+    def __iter__(self) -> Iterator[DestId]:
+        return iter(self._by_dest)
+
+    def get(self, dest: DestId) -> Health | None:
+        return self._by_dest.get(dest)
+
+    def view(self) -> Mapping[DestId, Health]:
+        """A read-only view (changes show through)."""
+        return MappingProxyType(self._by_dest)
+
+    def set(self, dest: DestId, health: Health) -> None:
+        self._by_dest[dest] = health
+        self.generation += 1
+
+    def drop(self, dest: DestId) -> None:
+        if self._by_dest.pop(dest, None) is not None:
+            self.generation += 1
 
 
 #: how many connections an entry has in the kernel, or None when it is not there

@@ -30,13 +30,15 @@ from piranha.health.report import DestId, HealthReport
 from piranha.health.types import State
 from piranha.ipvs.backend import IpvsBackend
 from piranha.ipvs.types import DelService, DestKey, Op, ServiceKey, SetTimeouts, Table, Timeouts
-from piranha.lvsd import statefile
 from piranha.lvsd.apply import Applier
-from piranha.lvsd.book import Drain, Health, effective_weights
+from piranha.lvsd.book import Health, HealthBook
 from piranha.lvsd.control import Request
-from piranha.lvsd.view import conns_of, resolve, snapshot, transition_line
+from piranha.lvsd.drains import Commands, Drains
+from piranha.lvsd.planner import Decision, World, decide
+from piranha.lvsd.statefile import SavedState
+from piranha.lvsd.view import EngineView, transition_line
 from piranha.model import Cluster
-from piranha.reconcile import desired, dest_key, owned_keys, plan, service_key, sorry_key
+from piranha.reconcile import dest_key, owned_keys, plan, service_key
 from piranha.supervise.children import Main, Supervisor
 from piranha.supervise.policy import RestartPolicy
 from piranha.supervise.runner import ProcessRunner, exit_text
@@ -83,40 +85,41 @@ class Engine:
 
     def __init__(self, cluster: Cluster, config_path: str, backend: IpvsBackend,
                  runner: ProcessRunner, nanny_main: NannyMain, log: Log, *,
-                 clock: Clock, wall: Clock, state_path: str | None = None,
-                 policy: RestartPolicy | None = None, stop_timeout: float = 5.0) -> None:
+                 clock: Clock, wall: Clock, policy: RestartPolicy | None = None,
+                 stop_timeout: float = 5.0) -> None:
         self.cluster, self.config_path, self.backend = cluster, config_path, backend
         self.nanny_main, self.log, self.clock, self.wall = nanny_main, log, clock, wall
-        self.state_path = state_path
         self.applier = Applier(backend, log.info, log.error)
         self.supervisor: Supervisor[DestId] = Supervisor(runner, self._make_nanny, policy,
                                                          stop_timeout)
         self.specs = check_specs(cluster)
         self.where = entry_keys(cluster)
-        self.health: dict[DestId, Health] = {}
-        self.drains: dict[DestId, Drain] = {}
-        self.retired: set[ServiceKey] = set()
+        self.health = HealthBook()
+        self.drains = Drains()
+        self.commands = Commands(self.drains, log.info)
+        self.retired: frozenset[ServiceKey] = frozenset()
         self.grace: dict[ServiceKey, float] = {}
         self.table, self.want = Table(), Table()
         self.started = wall()
-        self.dirty = True
+        self.reloads = 0
+        self.stopped = False
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Adopt the kernel's table, start every nanny, reconcile once."""
-        now, saved = self.clock(), self._load_state()
-        self.drains = {d: v for d, v in saved.drains.items() if d in self.specs}
-        self.retired = saved.owned - owned_keys(self.cluster)
+    def start(self, saved: SavedState | None = None) -> None:
+        """Adopt the kernel's table and ``saved`` state, start every nanny, reconcile once."""
+        now, saved = self.clock(), saved or SavedState()
+        self.drains = Drains({d: v for d, v in saved.drains.items() if d in self.specs})
+        self.commands = Commands(self.drains, self.log.info)
+        self.retired = frozenset(saved.owned - owned_keys(self.cluster))
         self._set_timeouts(None)
         table = self.backend.dump()
         kernel = {(skey, d.key): d.weight for skey, ds in table.dests.items() for d in ds}
         for dest, spec in self.specs.items():
-            self.health[dest] = self._adopted(spec, kernel.get(self.where[dest]))
+            self.health.set(dest, self._adopted(spec, kernel.get(self.where[dest])))
         self._start_grace(self.cluster, now)
         self.supervisor.start_many(self.specs, now)
         self.reconcile()
-        self._save_state()
 
     def shutdown(self) -> None:
         """Stop every nanny and remove every entry lvs.cf owns (Piranha's SIGTERM)."""
@@ -126,8 +129,7 @@ class Engine:
             self.supervisor.stop(dest, now)
         owned = owned_keys(self.cluster) | self.retired
         self.applier.reconcile(lambda actual: plan(actual, Table(), owned))
-        self.retired = set()
-        self._save_state(owned=set())
+        self.retired, self.stopped = frozenset(), True
 
     def reload(self, new: Cluster) -> None:
         """Apply a validated new configuration as a minimal diff."""
@@ -135,17 +137,18 @@ class Engine:
         new_specs = check_specs(new)
         for dest in old_specs.keys() - new_specs.keys():
             self.supervisor.stop(dest, now)
-            self.health.pop(dest, None)
-            self.drains.pop(dest, None)
+            self.health.drop(dest)
+        self.drains.keep_only(new_specs)
         for dest, spec in new_specs.items():
             before = old_specs.get(dest)
             if before == spec:
                 continue
             if before is not None:
                 self.supervisor.stop(dest, now)
-            self.health[dest] = self._carried(before, spec, self.health.get(dest))
+            self.health.set(dest, self._carried(before, spec, self.health.get(dest)))
         self.cluster, self.specs, self.where = new, new_specs, entry_keys(new)
         self.retired |= owned_keys(old) - owned_keys(new)
+        self.reloads += 1
         self._set_timeouts(old)
         self._start_grace(new, now, only_new=old)
         self.supervisor.start_many([d for d, spec in new_specs.items()
@@ -154,7 +157,6 @@ class Engine:
                       f"{len(new_specs.keys() - old_specs.keys())} added, "
                       f"{len(old_specs.keys() - new_specs.keys())} removed")
         self.reconcile()
-        self._save_state()
 
     # -- events -------------------------------------------------------------------------------
 
@@ -169,12 +171,10 @@ class Engine:
         new = Health(report.state, report.weight, self.wall(), report.reason, True)
         if (old.state, old.weight) == (new.state, new.weight):
             if not old.reported:  # a nanny's first verdict confirming what lvsd held
-                self.health[dest] = replace(old, reason=report.reason, reported=True)
-                self.dirty = True
+                self.health.set(dest, replace(old, reason=report.reason, reported=True))
             return False
-        self.health[dest] = new
+        self.health.set(dest, new)
         self.log.info(transition_line(self.specs[dest], old, new))
-        self.dirty = True
         return True
 
     def on_exit(self, pid: int, status: int) -> bool:
@@ -182,7 +182,6 @@ class Engine:
         ended = self.supervisor.exited(pid, status, self.clock())
         if ended is None or ended.expected:
             return False
-        self.dirty = True
         spec = self.specs[ended.key]
         who = f"{spec.vs_name}/{spec.rs_name}"
         if self.cluster.hard_shutdown:
@@ -203,73 +202,71 @@ class Engine:
             spec = self.specs[child.key]
             self.log.info(f"restarted nanny for {spec.vs_name}/{spec.rs_name} "
                           f"(restart {child.restarts}, pid {child.pid})")
-            self.dirty = True
 
     def next_deadline(self) -> float | None:
         """The earliest monotonic time something is due (restart, kill, grace end, drain)."""
         now, wall = self.clock(), self.wall()
         times = [t for t in self.grace.values() if t > now]
-        times += [d.deadline - wall + now for d in self.drains.values() if not d.done]
+        times += [deadline - wall + now for deadline in self.drains.deadlines()]
         due = self.supervisor.next_deadline()
         if due is not None:
             times.append(due)
         return min(times, default=None)
 
     def control(self, req: Request) -> tuple[bool, str]:
-        """Run a control-socket command; (ok, message)."""
-        if req.cmd == "ping":
-            return True, f"lvsd running, {len(self.specs)} real servers"
-        found = resolve(self.cluster, self.specs, req.virtual, req.server)
-        if isinstance(found, str):
-            return False, found
-        spec = self.specs[found]
-        who = f"{spec.vs_name}/{spec.rs_name} {spec.target}"
-        wall = self.wall()
-        if req.cmd == "drain":
-            old = self.drains.get(found)
-            self.drains[found] = Drain(old.started if old else wall, wall + req.timeout,
-                                       old.done if old else False)
-            self.log.info(f"rs={spec.target} vs={spec.vs_name} drain asked by operator "
-                          f"(deadline in {req.timeout:g} s)")
-            message = f"{who}: draining (removed at zero connections or in {req.timeout:g} s)"
-        else:
-            if self.drains.pop(found, None) is None:
-                return True, f"{who}: not drained; nothing to do"
-            self.log.info(f"rs={spec.target} vs={spec.vs_name} enabled by operator")
-            message = f"{who}: enabled (back under health control)"
-        self.dirty = True
-        self.reconcile()
-        self._save_state()
-        return True, message
+        """Run a control-socket command, reconcile if it changed something; (ok, message)."""
+        answer = self.commands.run(req, self.cluster, self.specs, self.wall())
+        if answer.changed:
+            self.reconcile()
+        return answer.ok, answer.message
 
     # -- the table ----------------------------------------------------------------------------
 
     def reconcile(self) -> list[Op]:
         """Make the kernel match config + health + drains; the ops applied."""
         now, wall = self.clock(), self.wall()
-        owned = owned_keys(self.cluster) | self.retired
+        world = World(self.cluster, self.where, self.health.view(), self.drains.view(),
+                      self.retired, self.grace)
+        decision: Decision | None = None
 
         def make_plan(actual: Table) -> list[Op]:
-            weights, finished = effective_weights(self.health, self.drains,
-                                                  conns_of(self.where, actual), wall)
-            self._finish(finished)
-            self.want = self._sorry_grace(desired(self.cluster, weights), actual, now)
-            return plan(actual, self.want, owned)
+            nonlocal decision
+            decision = decide(world, actual, now, wall)
+            return decision.ops
 
         outcome = self.applier.reconcile(make_plan)
-        self.table = outcome.table
-        gone = {op.key for op in outcome.applied if isinstance(op, DelService)}
-        still = {k for k in self.retired - gone if self.table.service(k) is not None}
-        if still != self.retired:
-            self.retired = still
-            self._save_state()
-        if outcome.applied:
-            self.dirty = True
+        assert decision is not None  # the applier plans at least once
+        self._commit(decision, outcome.table, outcome.applied)
         return outcome.applied
 
-    def snapshot(self, pid: int) -> dict[str, object]:
-        """The status snapshot (see :mod:`piranha.lvsd.status`)."""
-        return snapshot(self, pid)
+    def _commit(self, decision: Decision, table: Table, applied: list[Op]) -> None:
+        """Take in what a reconcile did: finished drains, the tables, retired services gone."""
+        for dest in self.drains.finish(decision.finished):
+            spec = self.specs[dest]
+            self.log.info(f"rs={spec.target} vs={spec.vs_name} drained: entry removed")
+        self.want, self.table = decision.want, table
+        gone = {op.key for op in applied if isinstance(op, DelService)}
+        still = frozenset(k for k in self.retired - gone if table.service(k) is not None)
+        if still != self.retired:
+            self.retired = still
+
+    # -- views --------------------------------------------------------------------------------
+
+    def generation(self) -> tuple[int, ...]:
+        """Moves whenever something the status snapshot shows changed."""
+        return (self.health.generation, self.drains.generation, self.supervisor.generation,
+                self.applier.ops_applied, self.reloads)
+
+    def saved_state(self) -> SavedState:
+        """What the state file must hold now (nothing owned once shut down)."""
+        owned = set() if self.stopped else set(owned_keys(self.cluster) | self.retired)
+        return SavedState(owned, dict(self.drains.view()))
+
+    def view(self) -> EngineView:
+        """A read-only view for the status snapshot."""
+        return EngineView(self.cluster, self.config_path, self.specs, self.where,
+                          self.health.view(), self.drains.view(), self.supervisor.get,
+                          self.table, self.want, self.started, self.applier.ops_applied)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -298,28 +295,6 @@ class Engine:
         tracker = spec.tracker(weight)
         return Health(tracker.state, tracker.entry_weight, self.wall(), health.reason, True)
 
-    def _finish(self, finished: dict[DestId, Drain]) -> None:
-        for dest, drain in finished.items():
-            if not self.drains[dest].done:
-                spec = self.specs[dest]
-                self.log.info(f"rs={spec.target} vs={spec.vs_name} drained: entry removed")
-            self.drains[dest] = drain
-            self.dirty = True
-        if finished:
-            self._save_state()
-
-    def _sorry_grace(self, want: Table, actual: Table, now: float) -> Table:
-        """``want`` without sorry servers that would newly go in during a virtual's grace."""
-        dests = dict(want.dests)
-        for vs in self.cluster.active_virtuals():
-            where = sorry_key(self.cluster.network, vs) if vs.address is not None else None
-            if where is None or now >= self.grace.get(where[0], 0.0):
-                continue
-            skey, dkey = where
-            if not any(d.key == dkey for d in actual.dests.get(skey, ())):
-                dests[skey] = tuple(d for d in dests.get(skey, ()) if d.key != dkey)
-        return Table(want.services, dests)
-
     def _start_grace(self, cluster: Cluster, now: float, only_new: Cluster | None = None) -> None:
         old = owned_keys(only_new) if only_new is not None else frozenset()
         for vs in cluster.active_virtuals():
@@ -334,21 +309,3 @@ class Engine:
         if new != Timeouts() and new != before:  # 0 0 0 changes nothing: no op to send
             for failure in self.applier.apply([SetTimeouts(new)]):
                 self.log.error(f"ipvs: setting timeouts failed: {failure.message}")
-
-    def _load_state(self) -> statefile.SavedState:
-        if self.state_path is None:
-            return statefile.SavedState()
-        try:
-            return statefile.load(self.state_path)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            self.log.error(f"ignoring unreadable state file {self.state_path}: {exc}")
-            return statefile.SavedState()
-
-    def _save_state(self, owned: set[ServiceKey] | None = None) -> None:
-        if self.state_path is None:
-            return
-        keep = set(owned_keys(self.cluster)) | self.retired if owned is None else owned
-        try:
-            statefile.save(self.state_path, statefile.SavedState(keep, dict(self.drains)))
-        except OSError as exc:
-            self.log.error(f"cannot write state file {self.state_path}: {exc}")

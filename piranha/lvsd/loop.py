@@ -6,7 +6,8 @@ socket, plus a reconcile timer. It moves bytes and signals; the engine decides.
 * signals: handlers do nothing but wake the loop (``signal.set_wakeup_fd`` writes the number);
   SIGHUP reloads, SIGTERM/SIGINT shut down, SIGCHLD reaps;
 * every wake-up ends with: reap children, restarts due, reconcile if anything happened or the
-  timer fired, rewrite the status snapshot if anything changed.
+  timer fired, then :meth:`Daemon._publish`: the state file and the status snapshot, each
+  rewritten only when what it shows changed (the engine itself writes no file).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from piranha.errors import ConfigErrors
 from piranha.health.report import ReportError, decode
 from piranha.lvsd import control, statefile
 from piranha.lvsd.engine import Engine
+from piranha.lvsd.view import snapshot
 from piranha.supervise.runner import ProcessRunner
 from piranha.supervise.zygote import ZygoteDied
 
@@ -46,12 +48,15 @@ class Daemon:
     def __init__(self, engine: Engine, runner: ProcessRunner, reports: socket.socket,
                  listener: socket.socket | None, log: Logger, *,
                  load: Callable[[str], LoadResult], status_path: str | None,
-                 reconcile_interval: float = 5.0, clock: Callable[[], float],
+                 state_path: str | None = None, reconcile_interval: float = 5.0,
+                 clock: Callable[[], float],
                  on_ready: Callable[[], None] | None = None) -> None:
         self.engine, self.runner, self.reports, self.listener = engine, runner, reports, listener
         self.log, self.load, self.status_path = log, load, status_path
         self.interval, self.clock = reconcile_interval, clock
         self.on_ready = on_ready
+        self.keeper = statefile.Keeper(state_path, log.error)
+        self.published: tuple[int, ...] | None = None
         self.sel = selectors.DefaultSelector()
         self.wake_r = -1
 
@@ -61,9 +66,9 @@ class Daemon:
         self.sel.register(self.reports, selectors.EVENT_READ)
         if self.listener is not None:
             self.sel.register(self.listener, selectors.EVENT_READ)
-        fileno = getattr(self.runner, "fileno", None)
-        if fileno is not None:  # a zygote reports exits on a socket
-            self.sel.register(fileno(), selectors.EVENT_READ)
+        exits = self.runner.exits_fd()
+        if exits is not None:  # a zygote reports exits on a socket
+            self.sel.register(exits, selectors.EVENT_READ)
         try:
             return self._serve()
         except ZygoteDied as exc:
@@ -72,14 +77,14 @@ class Daemon:
 
     def _serve(self) -> int:
         """The loop proper."""
-        self.engine.start()
-        self._write_status()
+        self.engine.start(self.keeper.load())
+        self._publish()
         if self.on_ready is not None:  # the table is programmed: pulse may raise the VIPs
             self.on_ready()
         next_timer = self.clock() + self.interval
         while True:
             wait = min(next_timer, self.engine.next_deadline() or math.inf) - self.clock()
-            if getattr(self.runner, "pending", False):
+            if self.runner.pending:
                 wait = 0.0
             signums, reported, woke = self._wait(max(0.0, wait))
             for pid, status in self.runner.reap():
@@ -96,7 +101,7 @@ class Daemon:
                 self.engine.reconcile()
             if timer:
                 next_timer = self.clock() + self.interval
-            self._write_status()
+            self._publish()
 
     def _wait(self, timeout: float) -> tuple[list[int], bool, bool]:
         """(signals, whether a report changed something, whether anything woke us)."""
@@ -138,7 +143,6 @@ class Daemon:
             except (BlockingIOError, InterruptedError):
                 return
             control.serve_one(conn, self.engine.control)
-            self._write_status()
 
     def _reload(self) -> None:
         path = self.engine.config_path
@@ -159,6 +163,7 @@ class Daemon:
     def _stop(self, code: int) -> int:
         """Stop nannies, remove owned entries, wait for the nannies; ``code``."""
         self.engine.shutdown()
+        self.keeper.keep(self.engine.saved_state())
         limit = self.clock() + 2 * self.engine.supervisor.stop_timeout + 1
         while self.engine.supervisor.stopping() and self.clock() < limit:
             with contextlib.suppress(BlockingIOError, OSError):
@@ -184,11 +189,15 @@ class Daemon:
             signal.signal(sig, _wake)
         self.sel.register(self.wake_r, selectors.EVENT_READ)
 
-    def _write_status(self) -> None:
-        if self.status_path is None or not self.engine.dirty:
+    def _publish(self) -> None:
+        """Persist the state file and rewrite the status snapshot if they changed."""
+        self.keeper.keep(self.engine.saved_state())
+        generation = self.engine.generation()
+        if self.status_path is None or generation == self.published:
             return
-        self.engine.dirty = False
-        text = json.dumps(self.engine.snapshot(os.getpid()), sort_keys=True) + "\n"
+        self.published = generation
+        snap = snapshot(self.engine.view(), os.getpid(), self.engine.wall())
+        text = json.dumps(snap, sort_keys=True) + "\n"
         try:
             statefile.write_atomic(self.status_path, text, 0o644, sync=False)
         except OSError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from typing import Any
@@ -112,3 +113,34 @@ def write_atomic(path: str, text: str, mode: int = 0o644, sync: bool = True) -> 
 def save(path: str, state: SavedState) -> None:
     """Write ``state`` to ``path`` atomically (root-only: 0600)."""
     write_atomic(path, dumps(state), 0o600)
+
+
+class Keeper:
+    """The state file of one lvsd: loaded at start, written when what it holds changed (the
+    loop offers the current state once per turn). ``path`` None keeps nothing."""
+
+    def __init__(self, path: str | None, error: Callable[[str], None]) -> None:
+        self.path, self.error = path, error
+        self._written: SavedState | None = None
+
+    def load(self) -> SavedState:
+        """The saved state; empty (and logged) when the file is unreadable."""
+        if self.path is None:
+            return SavedState()
+        try:
+            self._written = load(self.path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self.error(f"ignoring unreadable state file {self.path}: {exc}")
+            return SavedState()
+        return self._written
+
+    def keep(self, state: SavedState) -> None:
+        """Write ``state`` unless it is what the file already holds."""
+        if self.path is None or state == self._written:
+            return
+        try:
+            save(self.path, state)
+        except OSError as exc:
+            self.error(f"cannot write state file {self.path}: {exc}")
+            return
+        self._written = SavedState(set(state.owned), dict(state.drains))

@@ -1,24 +1,43 @@
 """Read-only views of the engine: log lines, name resolution, connection counts, the snapshot.
 
-Kept apart from the engine so the engine holds decisions only; everything here is pure.
+Kept apart from the engine so the engine holds decisions only; everything here is pure. The
+snapshot is built from an :class:`EngineView` (read-only mappings the engine hands out), so
+nothing here can change the engine, and this module does not import it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from piranha.health.check import CheckSpec
 from piranha.health.report import DestId
 from piranha.ipvs.types import DestKey, ServiceKey, Table
 from piranha.lvsd import status
 from piranha.lvsd.apply import service_text
-from piranha.lvsd.book import Health
+from piranha.lvsd.book import Drain, Health
 from piranha.model import Cluster, VirtualServer
 from piranha.reconcile import service_key, sorry_key
+from piranha.supervise.children import Child
 
-if TYPE_CHECKING:
-    from piranha.lvsd.engine import Engine
+
+@dataclass(frozen=True)
+class EngineView:
+    """What the status snapshot shows, as the engine holds it (read-only)."""
+
+    cluster: Cluster
+    config_path: str
+    specs: Mapping[DestId, CheckSpec]
+    where: Mapping[DestId, tuple[ServiceKey, DestKey]]
+    health: Mapping[DestId, Health]
+    drains: Mapping[DestId, Drain]
+    nanny: Callable[[DestId], Child[DestId] | None]
+    #: the kernel's table after the last reconcile, and the one lvsd wanted
+    table: Table
+    want: Table
+    started: float
+    ops_applied: int
 
 
 def transition_line(spec: CheckSpec, old: Health, new: Health) -> str:
@@ -72,8 +91,8 @@ def resolve(cluster: Cluster, specs: Mapping[DestId, CheckSpec], virtual: str,
     return f"virtual {vs.name} has no active real server {server!r} (servers: {names})"
 
 
-def snapshot(engine: Engine, pid: int) -> dict[str, Any]:
-    """The JSON-able status snapshot of ``engine``."""
+def snapshot(engine: EngineView, pid: int, written: float) -> dict[str, Any]:
+    """The JSON-able status snapshot of ``engine`` (``written``: wall clock now)."""
     cluster = engine.cluster
     conns = conns_of(engine.where, engine.table)
     virtuals = []
@@ -94,16 +113,16 @@ def snapshot(engine: Engine, pid: int) -> dict[str, Any]:
                                      "in_table": where[1] in wanted}
         virtuals.append(entry)
     return {"version": status.VERSION, "pid": pid, "config": engine.config_path,
-            "started": engine.started, "written": engine.wall(),
-            "ops_applied": engine.applier.ops_applied, "virtuals": virtuals}
+            "started": engine.started, "written": written,
+            "ops_applied": engine.ops_applied, "virtuals": virtuals}
 
 
-def _server(engine: Engine, spec: CheckSpec, wanted: Mapping[DestKey, Any],
+def _server(engine: EngineView, spec: CheckSpec, wanted: Mapping[DestKey, Any],
             conns: Callable[[DestId], int | None]) -> dict[str, Any]:
     dest = spec.dest
     health = engine.health[dest]
     drain = engine.drains.get(dest)
-    child = engine.supervisor.get(dest)
+    child = engine.nanny(dest)
     in_table = wanted.get(engine.where[dest][1])
     return {
         "name": spec.rs_name, "address": str(spec.target), "state": health.state.value,

@@ -82,6 +82,8 @@ class Supervisor(Generic[K]):
         self._children: dict[K, Child[K]] = {}
         self._by_pid: dict[int, Child[K]] = {}
         self._stopping: dict[int, Child[K]] = {}
+        #: moves whenever a child's pid, state or restart count changes
+        self.generation = 0
 
     def __contains__(self, key: object) -> bool:
         return key in self._children
@@ -110,8 +112,8 @@ class Supervisor(Generic[K]):
                 raise ValueError(f"{key} is already supervised")
             children.append(Child(key, ChildState.RUNNING, None, now))
         jobs = [self.make(c.key) for c in children]
-        many = getattr(self.runner, "spawn_many", None)
-        pids = many(jobs) if many else [self.runner.spawn(m, k) for m, k in jobs]
+        pids = self.runner.spawn_many(jobs)
+        self.generation += 1
         for child, pid in zip(children, pids, strict=True):
             self._children[child.key] = child
             child.pid, child.started = pid, now
@@ -123,6 +125,7 @@ class Supervisor(Generic[K]):
         child = self._children.pop(key, None)
         if child is None:
             return
+        self.generation += 1
         if child.pid is not None and child.state is ChildState.RUNNING:
             self._by_pid.pop(child.pid, None)
             child.state, child.stop_deadline = ChildState.STOPPING, now + self.stop_timeout
@@ -137,6 +140,7 @@ class Supervisor(Generic[K]):
         child = self._by_pid.pop(pid, None)
         if child is None:
             return None
+        self.generation += 1
         child.pid = None
         child.streak = self.policy.streak(child.streak, now - child.started)
         delay = self.policy.delay(child.streak)
@@ -174,5 +178,6 @@ class Supervisor(Generic[K]):
         main, keep = self.make(child.key)
         pid = self.runner.spawn(main, keep)
         child.pid, child.state, child.started, child.killed = pid, ChildState.RUNNING, now, False
+        self.generation += 1
         self._by_pid[pid] = child
         return pid

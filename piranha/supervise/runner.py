@@ -38,12 +38,26 @@ class ProcessRunner(Protocol):
         """Start a child running ``main``; its pid."""
         ...
 
+    def spawn_many(self, jobs: Sequence[tuple[Callable[[], int], Iterable[int]]]) -> list[int]:
+        """Start one child per (main, keep_fds), together; their pids in order."""
+        ...
+
     def kill(self, pid: int, sig: int) -> None:
         """Send ``sig`` to ``pid`` (a child already gone is not an error)."""
         ...
 
     def reap(self) -> list[tuple[int, int]]:
         """(pid, wait status) of every child that has ended, without blocking."""
+        ...
+
+    def exits_fd(self) -> int | None:
+        """A descriptor that turns readable when an exit is to be reaped; None when SIGCHLD
+        is the only sign."""
+        ...
+
+    @property
+    def pending(self) -> bool:
+        """True when exits are known but not handed out by :meth:`reap` yet (reap now)."""
         ...
 
 
@@ -77,6 +91,15 @@ class OsRunner:
         """os.kill, ignoring a child that has already gone."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
+
+    def exits_fd(self) -> None:
+        """None: SIGCHLD tells when to reap."""
+        return None
+
+    @property
+    def pending(self) -> bool:
+        """Always False: waitpid finds every exit at once."""
+        return False
 
     def reap(self) -> list[tuple[int, int]]:
         """Every ended child, by waitpid(-1, WNOHANG)."""

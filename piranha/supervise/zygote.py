@@ -61,7 +61,7 @@ class ZygoteRunner:
         self.pid = pid
         self._exits: list[tuple[int, int]] = []
 
-    def fileno(self) -> int:
+    def exits_fd(self) -> int:
         """The descriptor to watch: readable when the zygote reports an exit."""
         return self._ctl.fileno()
 

@@ -174,7 +174,7 @@ def test_drain_sets_weight_zero_then_removes_at_zero_connections() -> None:
             replace(d, active_conns=conns["n"]) for d in ds) for k, ds in table.dests.items()})
 
     lab.ipvs.dump = dump  # type: ignore[method-assign]
-    ok, message = lab.engine.control(Request("drain", "web", "web1", 30))
+    ok, message = lab.control(Request("drain", "web", "web1", 30))
     assert ok, message
     assert lab.weights() == {"10.200.0.11:80": 0}
     conns["n"] = 0
@@ -182,7 +182,7 @@ def test_drain_sets_weight_zero_then_removes_at_zero_connections() -> None:
     assert lab.weights() == {}
     lab.report(dest(11), State.UP, 3)
     assert lab.weights() == {}  # drained stays out whatever health says
-    ok, _ = lab.engine.control(Request("enable", "web", "10.200.0.11"))
+    ok, _ = lab.control(Request("enable", "web", "10.200.0.11"))
     assert ok and lab.weights() == {"10.200.0.11:80": 3}
 
 
@@ -199,7 +199,7 @@ def test_drain_deadline_removes_a_busy_entry_and_drains_survive_restart(tmp_path
                                             for k, ds in table.dests.items()})
 
     ipvs.dump = busy  # type: ignore[method-assign]
-    lab.engine.control(Request("drain", "web", "web1", 10))
+    lab.control(Request("drain", "web", "web1", 10))
     assert lab.weights() == {"10.200.0.11:80": 0}
     second = make_lab(TWO, ipvs, state, Clock(lab.clock.now + 1))
     assert dest(11) in second.engine.drains
@@ -208,16 +208,16 @@ def test_drain_deadline_removes_a_busy_entry_and_drains_survive_restart(tmp_path
     second.clock.now += 10
     second.engine.reconcile()
     assert second.weights() == {}
-    assert second.engine.snapshot(os.getpid())["virtuals"][0]["servers"][0]["drain"]["state"] \
+    assert second.snapshot(os.getpid())["virtuals"][0]["servers"][0]["drain"]["state"] \
         == "drained"
 
 
 def test_control_names_unknown_servers() -> None:
     lab = make_lab(TWO)
-    ok, message = lab.engine.control(Request("drain", "web", "web9"))
+    ok, message = lab.control(Request("drain", "web", "web9"))
     assert not ok and message == ("virtual web has no active real server 'web9' "
                                   "(servers: web1, web2)")
-    ok, message = lab.engine.control(Request("enable", "nope", "web1"))
+    ok, message = lab.control(Request("enable", "nope", "web1"))
     assert not ok and message.startswith("no active virtual 'nope'")
 
 

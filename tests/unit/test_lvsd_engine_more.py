@@ -86,7 +86,7 @@ def test_status_snapshot_shape() -> None:
     lab = make_lab(conf(server("web1", 11), extra="sorry_server = 10.200.0.99"))
     lab.clock.now += 2
     lab.engine.reconcile()
-    snap = lab.engine.snapshot(1234)
+    snap = lab.snapshot(1234)
     vs = snap["virtuals"][0]
     assert (snap["pid"], vs["name"], vs["service"]) == (1234, "web", "-t 198.51.100.80:80")
     assert vs["sorry_server"] == {"address": "10.200.0.99", "in_table": True}
