@@ -62,7 +62,7 @@ class LvsdPort(Protocol):
 
     def start(self, now: float) -> None: ...
 
-    def stop(self) -> None: ...
+    def stop(self, now: float) -> None: ...
 
 
 class SyncPort(Protocol):
@@ -133,7 +133,7 @@ class Actuator:
         self._command(self.inactive_cmd)
         self._sync_role(DaemonState.BACKUP)
         if not self.warm:
-            self.lvsd.stop()
+            self.lvsd.stop(now)
         self.schedule.cancel()
         for vip in reversed(self.raised):
             self._remove(vip)
@@ -167,6 +167,12 @@ class Actuator:
     def next_deadline(self) -> float:
         wait = math.inf if self.waiting_since is None else self.waiting_since + self.ready_timeout
         return min(wait, self.schedule.next_deadline())
+
+    def configure(self, active_cmd: str | None, inactive_cmd: str | None,
+                  sync_daemon: SyncDaemon | None, sync: SyncPort | None) -> None:
+        """New lvs.cf (SIGHUP): the commands and sync daemon from now on."""
+        self.active_cmd, self.inactive_cmd = active_cmd, inactive_cmd
+        self.sync_daemon, self.sync = sync_daemon, sync
 
     def update(self, vips: Sequence[Vip], now: float) -> None:
         """New lvs.cf (SIGHUP): raise the added VIPs and drop the removed ones if active."""

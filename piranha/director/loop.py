@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import select
 import selectors
 import signal
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from piranha.heartbeat.events import (
     LvsdExited,
     LvsdReady,
     PeerHeard,
+    Reconfigure,
     ReloadLvsd,
     SendHeartbeat,
     Start,
@@ -60,9 +62,10 @@ class LinkMonitor(Protocol):
 
 
 class Reloader(Protocol):
-    """SIGHUP: re-read lvs.cf and apply what pulse owns; False when the file is unusable."""
+    """SIGHUP: re-read lvs.cf and apply what pulse owns outside the machine; the machine's
+    part as an event, or None when the file is unusable (nothing changed)."""
 
-    def __call__(self, now: float) -> bool: ...
+    def __call__(self, now: float, loop: PulseLoop) -> Reconfigure | None: ...
 
 
 @dataclass
@@ -120,7 +123,7 @@ class PulseLoop:
                 self._hangup(now)
             self._lvsd_news(now)
             self._timers(now)
-        self.lvsd.stop()
+        self._stop_lvsd()
         self.transport.close()
         return 0
 
@@ -189,13 +192,31 @@ class PulseLoop:
             case Announce():
                 self.actuator.announce(now)
             case ReloadLvsd():
-                self.lvsd.reload()
+                if self.lvsd.reload():
+                    self.log.info("SIGHUP forwarded to lvsd")
 
     def _hangup(self, now: float) -> None:
-        if self.reload is None or not self.reload(now):
-            return
-        if self.lvsd.reload():  # warm standby: the standby's lvsd reloads too
-            self.log.info("SIGHUP forwarded to lvsd")
+        event = None if self.reload is None else self.reload(now, self)
+        if event is not None:
+            self._handle(event)
+
+    def _stop_lvsd(self) -> None:
+        """Stop lvsd and wait (without blocking on it) until it removed its table and exited:
+        SIGKILL after its stop timeout, given up a second after that."""
+        now = self.clocks.monotonic()
+        self.lvsd.stop(now)
+        limit = now + self.lvsd.supervisor.stop_timeout + 1.0
+        while self.lvsd.stopping() and now < limit:
+            fds = self.lvsd.filenos()
+            wait = max(0.0, min(limit, self.lvsd.next_deadline()) - now)
+            readable = select.select(fds, [], [], min(wait, 0.1))[0]
+            now = self.clocks.monotonic()
+            for fd in readable:
+                self.lvsd.on_readable(fd, now)
+            self.lvsd.tick(now)
+        if self.lvsd.stopping():
+            self.log.error(f"lvsd {self.lvsd.supervisor.stop_timeout:g}s after SIGTERM and a "
+                           "SIGKILL still not reaped; leaving it")
 
     def _check_links(self, now: float) -> None:
         assert self.links is not None

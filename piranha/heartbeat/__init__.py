@@ -9,13 +9,13 @@ from piranha.heartbeat.events import (
     Deactivate,
     Event,
     Fault,
-    Hangup,
     LinkDown,
     LinkUp,
     LvsdExited,
     LvsdReady,
     PeerHeard,
     ProtocolError,
+    Reconfigure,
     ReloadLvsd,
     SendHeartbeat,
     Start,
@@ -38,7 +38,7 @@ from piranha.heartbeat.packet import (
 
 __all__ = [
     "TRANSITIONS", "Action", "Activate", "Announce", "AuthCodec", "Codec", "Deactivate",
-    "Event", "FailoverMachine", "Fault", "Hangup", "Heartbeat", "LinkDown", "LinkUp",
+    "Event", "FailoverMachine", "Fault", "Reconfigure", "Heartbeat", "LinkDown", "LinkUp",
     "LvsdExited", "LvsdReady", "Magic", "Mode", "PeerHeard", "PlainCodec", "ProtocolError",
     "Reason",
     "Rejected", "ReloadLvsd", "SendHeartbeat", "Start", "State", "Step", "Terminate", "Tick",

@@ -93,10 +93,14 @@ class LvsdReady:
 
 
 @dataclass(frozen=True)
-class Hangup:
-    """SIGHUP: pulse forwards it to lvsd, which re-reads lvs.cf."""
+class Reconfigure:
+    """SIGHUP with a usable lvs.cf: the machine takes the new timers and heartbeat mode, and
+    lvsd (where it runs) re-reads the file."""
 
     now: float
+    keepalive: float
+    deadtime: float
+    authenticated: bool
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,7 @@ class Terminate:
     signum: int = 15
 
 
-Event = (Start | Tick | PeerHeard | LinkDown | LinkUp | LvsdExited | LvsdReady | Hangup
+Event = (Start | Tick | PeerHeard | LinkDown | LinkUp | LvsdExited | LvsdReady | Reconfigure
          | Terminate)
 
 

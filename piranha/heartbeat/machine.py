@@ -45,7 +45,9 @@ LvsdExited                  ACTIVE                       Deactivate, BLOCKED (lv
 LvsdExited                  STANDBY, warm standby        BLOCKED (lvsd): no table to serve
 LvsdExited                  otherwise                    nothing (not our child)
 LvsdReady                   lvsd fault, warm standby     clear it (STANDBY if no other fault)
-Hangup                      ACTIVE                       ReloadLvsd
+Reconfigure                 any but INIT/TERMINATED      new keepalive, deadtime and heartbeat
+                                                         mode; ReloadLvsd where lvsd runs
+                                                         (ACTIVE, or warm standby)
 Terminate                   any                          Deactivate if ACTIVE, one last STOPPED
                                                          heartbeat, TERMINATED
 ==========================  ===========================  =====================================
@@ -74,13 +76,13 @@ from piranha.heartbeat.events import (
     Deactivate,
     Event,
     Fault,
-    Hangup,
     LinkDown,
     LinkUp,
     LvsdExited,
     LvsdReady,
     PeerHeard,
     ProtocolError,
+    Reconfigure,
     ReloadLvsd,
     SendHeartbeat,
     Start,
@@ -108,7 +110,7 @@ TRANSITIONS: dict[tuple[State, type], frozenset[State]] = {
     (_S, LinkUp): _to(_S),
     (_S, LvsdExited): _to(_S, _B),  # cold: not our child; warm: cannot take over
     (_S, LvsdReady): _to(_S),
-    (_S, Hangup): _to(_S),
+    (_S, Reconfigure): _to(_S),
     (_S, Terminate): _to(_T),
     (_A, Tick): _to(_A),  # heartbeat only; partner dead changes nothing
     (_A, PeerHeard): _to(_A, _S),  # partner RUNNING: backup yields, master re-ARPs
@@ -116,7 +118,7 @@ TRANSITIONS: dict[tuple[State, type], frozenset[State]] = {
     (_A, LinkUp): _to(_A),
     (_A, LvsdExited): _to(_B),
     (_A, LvsdReady): _to(_A),
-    (_A, Hangup): _to(_A),
+    (_A, Reconfigure): _to(_A),
     (_A, Terminate): _to(_T),
     (_B, Tick): _to(_B),
     (_B, PeerHeard): _to(_B, _S),  # partner RUNNING clears the lvsd fault
@@ -124,7 +126,7 @@ TRANSITIONS: dict[tuple[State, type], frozenset[State]] = {
     (_B, LinkUp): _to(_B, _S),  # clears the link fault
     (_B, LvsdExited): _to(_B),
     (_B, LvsdReady): _to(_B, _S),  # warm standby: clears the lvsd fault
-    (_B, Hangup): _to(_B),
+    (_B, Reconfigure): _to(_B),
     (_B, Terminate): _to(_T),
 }
 
@@ -214,8 +216,8 @@ class FailoverMachine:
                 return self._lvsd_exited(event)
             case LvsdReady():
                 return self._lvsd_ready()
-            case Hangup():
-                return self._hangup()
+            case Reconfigure():
+                return self._reconfigure(event)
             case Terminate():
                 return self._terminate(event)
 
@@ -337,10 +339,21 @@ class FailoverMachine:
             return self._step(self.state)
         return self._clear(Fault.LVSD, "lvsd recovered: lvsd failure cleared")
 
-    def _hangup(self) -> Step:
-        if self.state is _A:
-            return self._step(_A, (ReloadLvsd(),), "SIGHUP: lvsd re-reads the configuration")
-        return self._step(self.state, (), "SIGHUP ignored: lvsd is not running")
+    def _reconfigure(self, event: Reconfigure) -> Step:
+        if not (event.keepalive > 0 and event.deadtime > 0):
+            raise ProtocolError("keepalive and deadtime must be positive")
+        self.keepalive, self.deadtime = event.keepalive, event.deadtime
+        self.authenticated = event.authenticated
+        # timers already set follow a shorter period at once, a longer one from their next turn
+        self._timers.send_at = min(self._timers.send_at, event.now + self.keepalive)
+        if self._timers.dead_at != math.inf:
+            self._timers.dead_at = min(self._timers.dead_at, event.now + self.deadtime)
+        reason = (f"reload: keepalive {self.keepalive:g}s, deadtime {self.deadtime:g}s, "
+                  f"heartbeats {'authenticated' if self.authenticated else 'plain'}")
+        if self.state is _A or self.warm_standby:
+            return self._step(self.state, (ReloadLvsd(),), f"{reason}; lvsd re-reads the "
+                                                           "configuration")
+        return self._step(self.state, (), f"{reason}; lvsd is not running")
 
     def _terminate(self, event: Terminate) -> Step:
         # Why the last STOPPED: the partner then takes over at once instead of after deadtime.

@@ -158,11 +158,15 @@ class Supervisor(Generic[K]):
                 child.restarts += 1
                 self._spawn(child, now)
                 restarted.append(child)
-        for pid, child in self._stopping.items():
-            if not child.killed and now >= child.stop_deadline:
-                child.killed = True
-                self.runner.kill(pid, signal.SIGKILL)
+        for pid in self.stuck(now):
+            self._stopping[pid].killed = True
+            self.runner.kill(pid, signal.SIGKILL)
         return restarted
+
+    def stuck(self, now: float) -> list[int]:
+        """Pids of stopped children that ignored SIGTERM: :meth:`tick` SIGKILLs them now."""
+        return [pid for pid, c in self._stopping.items()
+                if not c.killed and now >= c.stop_deadline]
 
     def next_deadline(self) -> float | None:
         """The earliest ``now`` at which :meth:`tick` has something to do."""

@@ -62,7 +62,11 @@ class ProcessRunner(Protocol):
 
 
 class OsRunner:
-    """ProcessRunner on os.fork/os.kill/os.waitpid."""
+    """ProcessRunner on os.fork/os.kill/os.waitpid. ``death_signal``: what a child gets when
+    this process dies (None: nothing, the child outlives it, as pulse's lvsd does)."""
+
+    def __init__(self, death_signal: int | None = signal.SIGTERM) -> None:
+        self.death_signal = death_signal
 
     def spawn(self, main: Callable[[], int], keep_fds: Iterable[int] = ()) -> int:
         """Fork a child that runs ``main`` and exits with its status."""
@@ -83,7 +87,7 @@ class OsRunner:
         for i in range(len(prepared)):
             pid = os.fork()
             if pid == 0:
-                _run_child(parent, *prepared[i])
+                _run_child(parent, *prepared[i], self.death_signal)
             pids[i] = pid
         return pids
 
@@ -114,11 +118,12 @@ class OsRunner:
             ended.append((pid, status))
 
 
-def _run_child(parent: int, main: Callable[[], int], keep: list[int]) -> NoReturn:
+def _run_child(parent: int, main: Callable[[], int], keep: list[int],
+               death_signal: int | None = signal.SIGTERM) -> NoReturn:
     """The child's side of a fork: set up, run ``main``, leave with its status."""
     status = 1
     try:
-        _child_setup(parent, keep)
+        _child_setup(parent, keep, death_signal)
         result = main()
         status = result & 0xFF if isinstance(result, int) else 0
     except BaseException:  # noqa: B036 - a child must never unwind into the parent's code
@@ -129,11 +134,14 @@ def _run_child(parent: int, main: Callable[[], int], keep: list[int]) -> NoRetur
         os._exit(status)
 
 
-def _child_setup(parent: int, keep: list[int]) -> None:
-    """Die with the parent, drop inherited descriptors and signal handlers."""
-    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
+def _child_setup(parent: int, keep: list[int],
+                 death_signal: int | None = signal.SIGTERM) -> None:
+    """Die with the parent (unless ``death_signal`` is None), drop inherited descriptors and
+    signal handlers."""
+    if death_signal is not None:
+        _prctl(PR_SET_PDEATHSIG, death_signal, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
     signal.set_wakeup_fd(-1)
     for sig in _RESET:
         signal.signal(sig, signal.SIG_DFL)

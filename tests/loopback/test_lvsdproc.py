@@ -1,4 +1,5 @@
-"""pulse's lvsd child with real processes: readiness pipe, exit via pidfd, backoff, blocking.
+"""pulse's lvsd child with real processes: readiness pipe, exit via pidfd, backoff, blocking,
+a stop that never blocks the loop.
 
 The "lvsd" here is a small script: it writes its argv to a file, then after ``--ready-fd``
 reports ready (or not), and exits with a given status when told to.
@@ -60,6 +61,16 @@ def pump(proc: LvsdProcess, until: float, stop: str | None = None) -> list[str]:
     return news
 
 
+def stop(proc: LvsdProcess, limit: float = 10.0) -> float:
+    """Stop ``proc`` and run the loop's part until it exited; the seconds it took."""
+    t0 = time.monotonic()
+    proc.stop(t0)
+    while proc.stopping():
+        assert time.monotonic() < t0 + limit, f"lvsd still stopping after {limit}s"
+        pump(proc, min(time.monotonic() + 0.2, proc.next_deadline()))
+    return time.monotonic() - t0
+
+
 def test_ready_is_reported_once_the_child_writes_it(tmp_path: Path) -> None:
     proc = make(tmp_path, "ok")
     try:
@@ -74,7 +85,7 @@ def test_ready_is_reported_once_the_child_writes_it(tmp_path: Path) -> None:
             time.sleep(0.02)
         assert "HUP" in (tmp_path / "log").read_text()
     finally:
-        proc.stop()
+        stop(proc)
     assert proc.pid is None and proc.filenos() == [] and not proc.ready
 
 
@@ -88,7 +99,7 @@ def test_a_crashing_lvsd_is_restarted_with_backoff_then_reported_failing(tmp_pat
         assert len((tmp_path / "log").read_text().splitlines()) == 3
         assert time.monotonic() - t0 >= 0.1 + 0.2  # two backoff waits before the third run
     finally:
-        proc.stop()
+        stop(proc)
 
 
 def test_stop_waits_for_the_child_and_never_restarts(tmp_path: Path) -> None:
@@ -96,9 +107,17 @@ def test_stop_waits_for_the_child_and_never_restarts(tmp_path: Path) -> None:
     proc.start(time.monotonic())
     pid = proc.pid
     assert pid is not None
-    proc.stop()
+    t0 = time.monotonic()
+    proc.stop(t0)
+    assert time.monotonic() - t0 < 0.5 and proc.stopping()  # SIGTERM sent, nothing awaited
+    proc.start(time.monotonic())  # asked again while the old one still exits: waits for it
+    assert proc.pid is None
+    while proc.stopping():
+        pump(proc, time.monotonic() + 0.2)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+    assert proc.pid is not None and proc.pid != pid  # started once the old one was gone
+    stop(proc)
     assert proc.next_deadline() == float("inf")
     assert pump(proc, time.monotonic() + 0.3) == []
 
@@ -111,18 +130,18 @@ def test_stop_kills_an_lvsd_that_ignores_sigterm(tmp_path: Path) -> None:
                        stop_timeout=0.5)
     proc.start(time.monotonic())
     time.sleep(0.3)
-    t0 = time.monotonic()
-    proc.stop()
-    assert 0.4 <= time.monotonic() - t0 < 5.0
+    assert 0.4 <= stop(proc) < 5.0
 
 
-def test_an_lvsd_that_cannot_even_start_is_failing(tmp_path: Path) -> None:
+def test_an_lvsd_that_cannot_even_start_is_failing(tmp_path: Path,
+                                                   capfd: pytest.CaptureFixture[str]) -> None:
     proc = LvsdProcess([str(tmp_path / "missing")], logging.getLogger("test"), block_after=2,
                        policy=RestartPolicy(initial=0.05, maximum=0.1))
     proc.start(time.monotonic())
-    assert proc.news() == ["exited"]
+    assert pump(proc, time.monotonic() + 3.0, "exited")[:1] == ["exited"]
     assert pump(proc, time.monotonic() + 3.0, "failing")[-1:] == ["failing"]
-    proc.stop()
+    stop(proc)
+    assert "pulse: cannot start lvsd (" in capfd.readouterr().err
 
 
 def test_an_exit_signal_is_reported_as_failure_line(tmp_path: Path,
@@ -134,6 +153,6 @@ def test_an_exit_signal_is_reported_as_failure_line(tmp_path: Path,
     os.kill(proc.pid, signal.SIGKILL)
     with caplog.at_level(logging.INFO):
         news = pump(proc, time.monotonic() + 3.0, "failing")
-    proc.stop()
+    stop(proc)
     assert news[0] == "failing"
     assert any("killed by SIGKILL" in r.message for r in caplog.records)

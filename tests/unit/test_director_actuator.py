@@ -57,7 +57,7 @@ class World:
     def start(self, now: float) -> None:
         self.journal.append(("lvsd start",))
 
-    def stop(self) -> None:
+    def stop(self, now: float) -> None:
         self.journal.append(("lvsd stop",))
 
     # SyncPort

@@ -16,13 +16,13 @@ from piranha.heartbeat.events import (
     Announce,
     Deactivate,
     Fault,
-    Hangup,
     LinkDown,
     LinkUp,
     LvsdExited,
     LvsdReady,
     PeerHeard,
     ProtocolError,
+    Reconfigure,
     ReloadLvsd,
     SendHeartbeat,
     Start,
@@ -325,10 +325,25 @@ def test_lvsd_ready_is_a_no_op_in_cold_standby_and_when_healthy() -> None:
 # ---- signals -----------------------------------------------------------------------------------
 
 
-def test_hangup_reloads_lvsd_only_when_active() -> None:
-    assert active().handle(Hangup(1.0)) == Step(
-        A, A, (ReloadLvsd(),), "SIGHUP: lvsd re-reads the configuration")
-    assert standby().handle(Hangup(1.0)) == Step(S, S, (), "SIGHUP ignored: lvsd is not running")
+def test_reconfigure_takes_the_new_timers_and_reloads_lvsd_where_it_runs() -> None:
+    plain = "reload: keepalive 1s, deadtime 4s, heartbeats plain"
+    assert active().handle(Reconfigure(1.0, 1.0, 4.0, False)) == Step(
+        A, A, (ReloadLvsd(),), f"{plain}; lvsd re-reads the configuration")
+    assert standby().handle(Reconfigure(1.0, 1.0, 4.0, False)) == Step(
+        S, S, (), f"{plain}; lvsd is not running")
+    warm = standby(warm_standby=True)
+    assert warm.handle(Reconfigure(1.0, 1.0, 4.0, True)).actions == (ReloadLvsd(),)
+    assert (warm.keepalive, warm.deadtime, warm.authenticated) == (1.0, 4.0, True)
+
+
+def test_reconfigure_moves_running_timers_to_a_shorter_period() -> None:
+    m = standby()
+    m.handle(PeerHeard(1.0, RUNNING))
+    before = m.next_deadline()
+    m.handle(Reconfigure(1.5, 0.25, 1.0, False))
+    assert m.next_deadline() <= 1.75 < before
+    with pytest.raises(ProtocolError, match="must be positive"):
+        m.handle(Reconfigure(2.0, 0.0, 1.0, False))
 
 
 def test_terminate_when_active() -> None:
@@ -350,7 +365,7 @@ def test_terminate_standby_and_lone_master() -> None:
 # ---- the table is enforced ---------------------------------------------------------------------
 
 EVENTS = [Tick(1.0), PeerHeard(1.0, RUNNING), LinkDown(1.0), LinkUp(1.0), LvsdExited(1.0),
-          LvsdReady(1.0), Hangup(1.0), Terminate(1.0)]
+          LvsdReady(1.0), Reconfigure(1.0, 2.0, 10.0, False), Terminate(1.0)]
 
 
 def test_every_live_state_has_a_row_for_every_event() -> None:
