@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.netlab import ROOT
-from piranha.lvsd.apply import op_text
+from piranha.ipvsadm.rules import op_text
 
 PR_SET_CHILD_SUBREAPER = 36
 

@@ -24,8 +24,8 @@ from piranha.errors import PiranhaError
 from piranha.health.check import CheckSpec
 from piranha.ipvs.backend import IpvsBackend
 from piranha.ipvs.types import Table
+from piranha.ipvsadm.rules import op_text
 from piranha.lvsd import control, logs, status
-from piranha.lvsd.apply import op_text
 from piranha.lvsd.engine import Engine, check_specs
 from piranha.lvsd.loop import Daemon
 from piranha.model import Cluster

@@ -24,8 +24,6 @@ from ipaddress import IPv4Address, IPv6Address
 
 from hypothesis import strategies as st
 
-from piranha.cli.ipvsadm_format import Fmt, Namer, render_services
-from piranha.cli.ipvsadm_values import StaticResolver
 from piranha.ipvs.fake import service_bucket
 from piranha.ipvs.types import (
     Dest,
@@ -40,6 +38,8 @@ from piranha.ipvs.types import (
     TunFlags,
     TunType,
 )
+from piranha.ipvsadm.format import Fmt, Namer, render_services
+from piranha.ipvsadm.values import StaticResolver
 
 SCHEDULERS = ("rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf",
               "mh")

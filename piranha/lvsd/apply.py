@@ -9,7 +9,8 @@ ops, applies them and sorts the failures:
 * anything else is a real failure: logged once (repeated identical failures stay quiet
   until they change), and left for the next reconcile to retry.
 
-Every applied op is logged as the ipvsadm command that does the same thing.
+Every applied op is logged as the ipvsadm command that does the same thing
+(:func:`piranha.ipvsadm.rules.op_text`, the ``-S`` renderer).
 """
 
 from __future__ import annotations
@@ -25,24 +26,16 @@ from piranha.ipvs.types import (
     AddService,
     DelDest,
     DelService,
-    Dest,
-    EditDest,
-    EditService,
-    Forward,
     Op,
-    Proto,
-    Service,
-    ServiceKey,
-    SetTimeouts,
     Table,
 )
+from piranha.ipvsadm.rules import op_text
 
 #: (op type, errno) pairs that mean "the kernel already is as the op wanted"
 ALREADY_DONE = frozenset({(AddService, E.EEXIST), (AddDest, E.EEXIST),
                           (DelService, E.ESRCH), (DelDest, E.ENOENT), (DelDest, E.ESRCH)})
 #: re-plans after "already done" errors before giving up until the next reconcile
 MAX_ROUNDS = 3
-_FORWARD = {Forward.MASQ: "-m", Forward.ROUTE: "-g", Forward.TUNNEL: "-i", Forward.LOCAL: "-g"}
 
 Log = Callable[[str], None]
 
@@ -107,49 +100,3 @@ class Applier:
         for text in sorted(texts - self._last_failures):
             self.error_log(f"ipvs: {text} (will retry)")
         self._last_failures = texts
-
-
-def service_text(key: ServiceKey) -> str:
-    """ipvsadm's service option: ``-t VIP:PORT``, ``-u VIP:PORT`` or ``-f MARK``."""
-    if key.fwmark:
-        return f"-f {key.fwmark}" + (" -6" if key.family == 10 else "")
-    flag = {Proto.TCP: "-t", Proto.UDP: "-u", Proto.SCTP: "--sctp-service"}[key.protocol]
-    return f"{flag} {_hostport(key.addr, key.port)}"
-
-
-def op_text(op: object) -> str:
-    """The ipvsadm command line that does what ``op`` does."""
-    if isinstance(op, AddService | EditService):
-        flag = "-A" if isinstance(op, AddService) else "-E"
-        return f"ipvsadm {flag} {service_text(op.service.key)}{_service_opts(op.service)}"
-    if isinstance(op, DelService):
-        return f"ipvsadm -D {service_text(op.key)}"
-    if isinstance(op, AddDest | EditDest):
-        flag = "-a" if isinstance(op, AddDest) else "-e"
-        return f"ipvsadm {flag} {service_text(op.service)}{_dest_opts(op.dest)}"
-    if isinstance(op, DelDest):
-        return (f"ipvsadm -d {service_text(op.service)} "
-                f"-r {_hostport(op.dest.addr, op.dest.port)}")
-    if isinstance(op, SetTimeouts):
-        t = op.timeouts
-        return f"ipvsadm --set {t.tcp} {t.tcpfin} {t.udp}"
-    return repr(op)
-
-
-def _service_opts(svc: Service) -> str:
-    text = f" -s {svc.scheduler}"
-    if svc.persistent:
-        text += f" -p {svc.timeout}"
-        full = 32 if svc.key.family == 2 else 128
-        if svc.netmask != full:
-            text += f" -M {svc.netmask}"
-    return text
-
-
-def _dest_opts(dest: Dest) -> str:
-    return f" -r {_hostport(dest.addr, dest.port)} {_FORWARD[dest.forward]} -w {dest.weight}"
-
-
-def _hostport(addr: object, port: int) -> str:
-    text = str(addr)
-    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"

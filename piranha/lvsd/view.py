@@ -14,8 +14,8 @@ from typing import Any
 from piranha.health.check import CheckSpec
 from piranha.health.report import DestId
 from piranha.ipvs.types import DestKey, ServiceKey, Table
+from piranha.ipvsadm.rules import service_option
 from piranha.lvsd import status
-from piranha.lvsd.apply import service_text
 from piranha.lvsd.book import Drain, Health
 from piranha.model import Cluster, VirtualServer
 from piranha.reconcile import service_key, sorry_key
@@ -104,7 +104,7 @@ def snapshot(engine: EngineView, pid: int, written: float) -> dict[str, Any]:
         servers = [_server(engine, spec, wanted, conns) for spec in engine.specs.values()
                    if spec.vs_name == vs.name]
         entry: dict[str, Any] = {
-            "name": vs.name, "service": service_text(skey), "scheduler": vs.scheduler,
+            "name": vs.name, "service": service_option(skey), "scheduler": vs.scheduler,
             "persistent": vs.persistent, "servers": servers, "sorry_server": None,
         }
         where = sorry_key(cluster.network, vs)

@@ -31,8 +31,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from piranha.cli.ipvsadm import main
-from piranha.cli.ipvsadm_sort import sort_services
+from piranha.ipvsadm.main import main
+from piranha.ipvsadm.sort import sort_services
 from testkit.ipvsadm_gen import GenTable, canonical_save, restore_script, tables
 
 MARK_LINE = "-L --timeout"

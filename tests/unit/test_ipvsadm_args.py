@@ -7,11 +7,6 @@ from ipaddress import ip_address
 
 import pytest
 
-from piranha.cli.ipvsadm_args import COMMANDS, LEGALITY, OPTIONS, POPT_TABLE, parse
-from piranha.cli.ipvsadm_cmd import Exit, PoptFailure
-from piranha.cli.ipvsadm_ops import command_op, prefix_of_mask
-from piranha.cli.ipvsadm_popt import PoptError, Scanner
-from piranha.cli.ipvsadm_values import StaticResolver, inet_aton, string_to_number
 from piranha.ipvs.types import (
     AddDest,
     AddService,
@@ -28,6 +23,11 @@ from piranha.ipvs.types import (
     TunType,
     Zero,
 )
+from piranha.ipvsadm.args import COMMANDS, LEGALITY, OPTIONS, POPT_TABLE, parse
+from piranha.ipvsadm.commands import Exit, PoptFailure
+from piranha.ipvsadm.ops import command_op, prefix_of_mask
+from piranha.ipvsadm.popt import PoptError, Scanner
+from piranha.ipvsadm.values import StaticResolver, inet_aton, string_to_number
 
 RESOLVER = StaticResolver({"web1": ip_address("10.0.0.5"), "v6only": ip_address("2001:db8::5")},
                           {("http", "tcp"): 80, ("domain", "udp"): 53})

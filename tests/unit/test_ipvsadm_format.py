@@ -6,9 +6,9 @@ from ipaddress import ip_address
 
 import pytest
 
-from piranha.cli.ipvsadm_format import Fmt, Namer, header, largenum, render_services
-from piranha.cli.ipvsadm_values import StaticResolver
 from piranha.ipvs.types import Dest, Forward, Proto, Service, ServiceKey, SvcFlags, Table, TunType
+from piranha.ipvsadm.format import Fmt, Namer, header, largenum, render_services
+from piranha.ipvsadm.values import StaticResolver
 from testkit.tables import DNS6, INFO, MARK7, example_table, lines, save_table
 
 NUMERIC = Namer(True, StaticResolver({}, {}))

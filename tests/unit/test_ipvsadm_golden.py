@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from piranha.cli.ipvsadm import main
 from piranha.ipvs.types import Proto, Service, ServiceKey, Table
+from piranha.ipvsadm.main import main
 from testkit.ipvs import StubIpvs
 
 DATA = json.loads(
     (Path(__file__).parents[1] / "data" / "ipvsadm" / "real-ipvsadm-1.31.json").read_text())
 
-#: argv cases where piranha-ipvsadm knowingly differs (see piranha/cli/ipvsadm_ops.py)
+#: argv cases where piranha-ipvsadm knowingly differs (see piranha/ipvsadm/ops.py)
 KNOWN_DIFFERENCES = {
     ("-A", "-t", "198.51.100.10:80", "-p", "-M", "24"): "non-contiguous IPv4 mask refused",
 }

@@ -10,11 +10,11 @@ from ipaddress import ip_address
 
 import pytest
 
-from piranha.cli import ipvsadm as cli
-from piranha.cli.ipvsadm import main
-from piranha.cli.ipvsadm_values import StaticResolver
 from piranha.errors import IpvsUnavailable
 from piranha.ipvs.types import AddDest, AddService, Daemon, DaemonState
+from piranha.ipvsadm import main as cli
+from piranha.ipvsadm.main import main
+from piranha.ipvsadm.values import StaticResolver
 from testkit.ipvs import StubIpvs, TableBackend
 from testkit.tables import example_table, lines
 
@@ -211,7 +211,7 @@ def test_help_version_and_argument_errors_need_no_backend(monkeypatch):
 
 
 def test_importing_the_cli_does_not_import_pyroute2():
-    code = ("import sys, piranha.cli.ipvsadm as m; "
+    code = ("import sys, piranha.ipvsadm.main as m; "
             "m.main(['-h'], stdout=__import__('io').StringIO()); "
             "print(sorted(n for n in sys.modules if n.startswith(('pyroute2', 'click'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

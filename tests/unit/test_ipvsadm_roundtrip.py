@@ -18,8 +18,8 @@ from ipaddress import IPv4Address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from piranha.cli.ipvsadm import main
 from piranha.ipvs.types import Proto, Service, ServiceKey, SvcFlags
+from piranha.ipvsadm.main import main
 from testkit.ipvs import RecordingFake
 from testkit.ipvsadm_gen import GenService, GenTable, canonical_save, restore_script, tables
 

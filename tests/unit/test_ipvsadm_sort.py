@@ -6,8 +6,8 @@ import functools
 import random
 from ipaddress import IPv4Address, ip_address
 
-from piranha.cli.ipvsadm_sort import merge_sort, sort_dests, sort_services, wrap
 from piranha.ipvs.types import Dest, Family, Proto, Service, ServiceKey
+from piranha.ipvsadm.sort import merge_sort, sort_dests, sort_services, wrap
 
 
 def dest(addr: str, port: int = 80) -> Dest:

@@ -29,8 +29,9 @@ from piranha.ipvs.types import (
     SvcFlags,
     Timeouts,
 )
+from piranha.ipvsadm.rules import op_text
 from piranha.lvsd import control, statefile, status
-from piranha.lvsd.apply import already_done, op_text
+from piranha.lvsd.apply import already_done
 from piranha.lvsd.book import Drain
 from piranha.supervise.runner import exit_text
 from piranha.supervise.zygote import ZygoteRunner
@@ -45,7 +46,7 @@ D = Dest(ip_address("10.0.0.1"), 8080, Forward.MASQ, 3)
 @pytest.mark.parametrize(("op", "text"), [
     (AddService(Service(KEY, "wlc")), "ipvsadm -A -t 198.51.100.80:80 -s wlc"),
     (AddService(Service(KEY, "rr", SvcFlags.PERSISTENT, 300, 24)),
-     "ipvsadm -A -t 198.51.100.80:80 -s rr -p 300 -M 24"),
+     "ipvsadm -A -t 198.51.100.80:80 -s rr -p 300 -M 255.255.255.0"),
     (AddService(Service(MARK, "wlc", SvcFlags.PERSISTENT, 60, 32)),
      "ipvsadm -A -f 7 -s wlc -p 60"),
     (DelService(KEY6), "ipvsadm -D -u [2001:db8::80]:53"),
@@ -157,3 +158,20 @@ def test_zygote_runner_spawns_reaps_and_kills() -> None:
         assert exits[1][0] == sleeper and exit_text(exits[1][1]) == "killed by SIGTERM"
     finally:
         runner.close()
+
+
+def test_op_text_is_the_save_line_of_ipvsadm() -> None:
+    from piranha.ipvs.types import Table
+    from piranha.ipvsadm.format import Fmt, Namer, render_services
+    from piranha.ipvsadm.values import StaticResolver
+
+    v6 = ServiceKey.inet(Proto.TCP, ip_address("2001:db8::80"), 443)
+    services = (Service(KEY, "rr", SvcFlags.PERSISTENT, 300, 24),
+                Service(v6, "sh", SvcFlags.PERSISTENT | SvcFlags.SCHED1, 60, 64))
+    dests = {KEY: (D,), v6: (Dest(ip_address("2001:db8::11"), 443, Forward.TUNNEL, 2),)}
+    saved = render_services(list(services), Table(services, dests), Fmt.RULE | Fmt.NUMERIC,
+                            Namer(True, StaticResolver({}, {})))
+    ours = [op_text(AddService(s))[len("ipvsadm "):] for s in services]
+    ours += [op_text(AddDest(k, d))[len("ipvsadm "):] for k, ds in dests.items() for d in ds]
+    assert sorted(saved.splitlines()) == sorted(ours)
+    assert "-M 255.255.255.0" in ours[0] and "-M 64 -b sh-fallback" in ours[1]

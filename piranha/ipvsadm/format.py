@@ -5,17 +5,15 @@ Covers ``print_title``, ``print_service_entry`` (every layout: default, ``--stat
 format), ``print_largenum``, the version header, ``--timeout`` and ``--daemon``. Names come from
 :class:`Namer`, which mirrors ``addrport_to_anyname`` (60-byte buffer, so at most 59
 characters); IPv4 service columns are cut to 33 characters and IPv4 dest names to 28, IPv6
-never. Sorting follows :mod:`piranha.cli.ipvsadm_sort`.
+never. Sorting follows :mod:`piranha.ipvsadm.sort`; the ``-S`` rule lines come from
+:mod:`piranha.ipvsadm.rules` (which lvsd's log uses too).
 """
 
 from __future__ import annotations
 
 import enum
-import socket
 from collections.abc import Sequence
 
-from piranha.cli.ipvsadm_sort import sort_dests, sort_services
-from piranha.cli.ipvsadm_values import Resolver
 from piranha.ipvs.types import (
     Daemon,
     DaemonState,
@@ -31,6 +29,18 @@ from piranha.ipvs.types import (
     Timeouts,
     TunType,
 )
+from piranha.ipvsadm.rules import (
+    PROTO_OPTION,
+    SCHED_BITS,
+    c_int,
+    dest_rule,
+    mask_text,
+    ntop,
+    sched_flag_words,
+    service_rule,
+)
+from piranha.ipvsadm.sort import sort_dests, sort_services
+from piranha.ipvsadm.values import Resolver
 
 
 class Fmt(enum.IntFlag):
@@ -53,15 +63,11 @@ FMT_OF_OPTION = {"numeric": Fmt.NUMERIC, "stats": Fmt.STATS, "rate": Fmt.RATE,
                  "thresholds": Fmt.THRESHOLDS, "persistent-conn": Fmt.PERSISTENTCONN,
                  "nosort": Fmt.NOSORT, "exact": Fmt.EXACT, "tun-info": Fmt.TUN_INFO}
 PROTO_NAME = {6: "TCP", 17: "UDP", 132: "SCTP"}
-PROTO_OPTION = {6: "-t", 17: "-u", 132: "--sctp-service"}
 SERV_PROTO = {6: "tcp", 17: "udp", 132: "sctp"}
 FWD_NAME = {Forward.MASQ: "Masq", Forward.LOCAL: "Local", Forward.TUNNEL: "Tunnel",
             Forward.ROUTE: "Route"}
-FWD_SWITCH = {Forward.MASQ: "-m", Forward.LOCAL: "-g", Forward.TUNNEL: "-i", Forward.ROUTE: "-g"}
 TUN_NAMES = ("ipip", "gue", "gre")
 TUN_FLAG_SHORT = ("-c", "+c", "r+c")
-TUN_FLAG_OPTS = ("--tun-nocsum", "--tun-csum", "--tun-remcsum")
-_SCHED_BITS = SvcFlags.SCHED1 | SvcFlags.SCHED2 | SvcFlags.SCHED3
 
 _TITLE = "Prot LocalAddress:Port Scheduler Flags\n"
 _DEST_TITLE = "  -> RemoteAddress:Port\n"
@@ -85,11 +91,6 @@ def largenum(value: int, fmt: Fmt) -> str:
         if value < limit:
             return f"{value // div:9d}" if not unit else f"{value // div:8d}{unit}"
     return f"{value // 10**12:8d}T"
-
-
-def c_int(value: int) -> int:
-    """A 32-bit unsigned value printed with %d."""
-    return value - 2**32 if value >= 2**31 else value
 
 
 class Namer:
@@ -123,13 +124,6 @@ class Namer:
         return f"{host}:{self.port(port, proto)}"[:59]
 
 
-def ntop(addr: IPAddress) -> str:
-    """``inet_ntop`` (glibc's IPv6 text, e.g. ``::ffff:1.2.3.4``)."""
-    if addr.version == 4:
-        return str(addr)
-    return socket.inet_ntop(socket.AF_INET6, addr.packed)
-
-
 def header(info: Info) -> str:
     """The version line of full listings."""
     major, minor, patch = info.version
@@ -157,19 +151,6 @@ def title(fmt: Fmt) -> str:
     return _TITLE + "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
 
 
-def sched_flag_words(svc: Service) -> str:
-    """``print_sched_flags``: the comma-joined flag words (may be empty)."""
-    flags = svc.flags
-    pairs: tuple[tuple[SvcFlags, str], ...]
-    if svc.scheduler in ("sh", "mh"):
-        pairs = ((SvcFlags.SCHED1, f"{svc.scheduler}-fallback"),
-                 (SvcFlags.SCHED2, f"{svc.scheduler}-port"))
-    else:
-        pairs = ((SvcFlags.SCHED1, "flag-1"), (SvcFlags.SCHED2, "flag-2"),
-                 (SvcFlags.SCHED3, "flag-3"))
-    return ",".join(word for bit, word in pairs if flags & bit)
-
-
 def service_name(svc: Service, fmt: Fmt, namer: Namer) -> str:
     """The service column (``FWM  7``, ``TCP  1.2.3.4:80``) or, for -S, its option form."""
     key = svc.key
@@ -186,41 +167,14 @@ def service_name(svc: Service, fmt: Fmt, namer: Namer) -> str:
     return text if v6 else text[:33]
 
 
-def _mask_text(svc: Service) -> str | None:
-    """The persistence mask as printed, or None when it is the full one."""
-    if svc.key.family == Family.INET6:
-        return None if svc.netmask == 128 else str(svc.netmask)
-    if svc.netmask == 32:
-        return None
-    mask = (0xFFFFFFFF << (32 - svc.netmask)) & 0xFFFFFFFF
-    return socket.inet_ntoa(mask.to_bytes(4, "big"))
-
-
-def service_rule(svc: Service, name: str) -> str:
-    """The ``-A`` line of -S."""
-    out = [f"-A {name} -s {svc.scheduler}"]
-    if svc.flags & SvcFlags.PERSISTENT:
-        out.append(f" -p {svc.timeout}")
-        mask = _mask_text(svc)
-        if mask is not None:
-            out.append(f" -M {mask}")
-    if svc.pe_name:
-        out.append(f" --pe {svc.pe_name}")
-    if svc.flags & SvcFlags.ONEPACKET:
-        out.append(" -o")
-    if svc.flags & _SCHED_BITS:
-        out.append(f" -b {sched_flag_words(svc)}")
-    return "".join(out)
-
-
 def service_plain(svc: Service, name: str) -> str:
     """The service line of the default, --thresholds, --persistent-conn, --tun-info layouts."""
     out = [f"{name} {svc.scheduler}"]
-    if svc.flags & _SCHED_BITS:
+    if svc.flags & SCHED_BITS:
         out.append(f" ({sched_flag_words(svc)})")
     if svc.flags & SvcFlags.PERSISTENT:
         out.append(f" persistent {svc.timeout}")
-        mask = _mask_text(svc)
+        mask = mask_text(svc)
         if mask is not None:
             out.append(f" mask {mask}")
         if svc.pe_name:
@@ -247,19 +201,6 @@ def tunnel_info(dest: Dest) -> str:
     if dest.tun_type == TunType.GRE:
         return f"gre:{flags}"
     return "ipip"
-
-
-def dest_rule(dest: Dest, svc_name: str, dname: str) -> str:
-    """The ``-a`` line of -S (tunnel options for -i dests)."""
-    line = f"-a {svc_name} -r {dname} {FWD_SWITCH[dest.forward]} -w {c_int(dest.weight)}"
-    if dest.forward != Forward.TUNNEL:
-        return line
-    csum = TUN_FLAG_OPTS[int(dest.tun_flags)]
-    if dest.tun_type == TunType.GRE:
-        return f"{line} --tun-type gre {csum}"
-    if dest.tun_type == TunType.GUE:
-        return f"{line} --tun-type gue --tun-port {dest.tun_port} {csum}"
-    return f"{line} --tun-type ipip"
 
 
 def dest_line(dest: Dest, fmt: Fmt, dname: str) -> str:

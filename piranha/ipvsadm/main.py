@@ -8,8 +8,8 @@ same :mod:`piranha.ipvs.types` operations the reconciler emits and go through
 Differences by design: the backend is opened only when a command needs the kernel, so
 ``-h``, ``-v``, argument errors and ``-c`` work without IPVS (ipvsadm initialises IPVS
 first and exits 2 without it), and that failure adds a hint line; ``-R`` is batched (see
-:mod:`piranha.cli.ipvsadm_restore`); non-contiguous IPv4 ``-M`` masks are refused (see
-:mod:`piranha.cli.ipvsadm_ops`). pyroute2 is imported only when the kernel backend opens.
+:mod:`piranha.ipvsadm.restore`); non-contiguous IPv4 ``-M`` masks are refused (see
+:mod:`piranha.ipvsadm.ops`). pyroute2 is imported only when the kernel backend opens.
 """
 
 from __future__ import annotations
@@ -20,11 +20,14 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import IO
 
-from piranha.cli import ipvsadm_json as J
-from piranha.cli.ipvsadm_args import parse
-from piranha.cli.ipvsadm_cmd import Command, Exit
-from piranha.cli.ipvsadm_conn import CONN_PROC_FILE, parse_conn, render_conns
-from piranha.cli.ipvsadm_format import (
+from piranha.errors import IpvsUnavailable, KernelError
+from piranha.ipvs.backend import IpvsBackend, strerror
+from piranha.ipvs.types import Table
+from piranha.ipvsadm import jsonout as J
+from piranha.ipvsadm.args import parse
+from piranha.ipvsadm.commands import Command, Exit
+from piranha.ipvsadm.conn import CONN_PROC_FILE, parse_conn, render_conns
+from piranha.ipvsadm.format import (
     Fmt,
     Namer,
     fmt_of,
@@ -33,12 +36,9 @@ from piranha.cli.ipvsadm_format import (
     render_services,
     render_timeouts,
 )
-from piranha.cli.ipvsadm_ops import MUTATING, command_op, service_key
-from piranha.cli.ipvsadm_restore import restore
-from piranha.cli.ipvsadm_values import Resolver, SystemResolver
-from piranha.errors import IpvsUnavailable, KernelError
-from piranha.ipvs.backend import IpvsBackend, strerror
-from piranha.ipvs.types import Table
+from piranha.ipvsadm.ops import MUTATING, command_op, service_key
+from piranha.ipvsadm.restore import restore
+from piranha.ipvsadm.values import Resolver, SystemResolver
 
 HINT = ("piranha-ipvsadm: hint: the kernel has no usable IPVS: load the ip_vs module "
         "(`modprobe ip_vs`, as root); this project's development and CI machines have no IPVS "

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from piranha.cli import ipvsadm_values as V
-from piranha.cli.ipvsadm_cmd import (
+from piranha.ipvsadm import values as V
+from piranha.ipvsadm.commands import (
     MASQ,
     MAX_TIMEOUT,
     MAX_WEIGHT,
@@ -21,7 +21,7 @@ from piranha.cli.ipvsadm_cmd import (
     Command,
     fail,
 )
-from piranha.cli.ipvsadm_values import Endpoint, Resolver
+from piranha.ipvsadm.values import Endpoint, Resolver
 
 Handler = Callable[[Command, "str | None", Resolver], None]
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from piranha.cli.ipvsadm_values import INT_MAX, Endpoint
 from piranha.ipvs.types import IPAddress
+from piranha.ipvsadm.values import INT_MAX, Endpoint
 
 MAX_TIMEOUT = 86400 * 31
 PERSISTENT_TIMEOUT = 360

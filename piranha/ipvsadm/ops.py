@@ -9,8 +9,6 @@ where ipvsadm 1.31 would hand it to the kernel.
 
 from __future__ import annotations
 
-from piranha.cli.ipvsadm_cmd import Command, DestSpec, Svc, fail
-from piranha.cli.ipvsadm_values import AF_INET6
 from piranha.ipvs.types import (
     AddDest,
     AddService,
@@ -38,6 +36,8 @@ from piranha.ipvs.types import (
     TunType,
     Zero,
 )
+from piranha.ipvsadm.commands import Command, DestSpec, Svc, fail
+from piranha.ipvsadm.values import AF_INET6
 
 
 def service_key(svc: Svc) -> ServiceKey:

@@ -14,17 +14,17 @@ the *order* of checks decides which message a wrong command line gets:
 
 Every refusal raises :class:`Exit` with ipvsadm's text and status. The result is a
 :class:`Command`: what to do, with ``svc``/``dest``/``daemon`` filled like ipvsadm's
-``ipvs_command_entry``; :mod:`piranha.cli.ipvsadm_ops` turns it into backend operations.
+``ipvs_command_entry``; :mod:`piranha.ipvsadm.ops` turns it into backend operations.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from piranha.cli import ipvsadm_values as V
-from piranha.cli.ipvsadm_cmd import ROUTE, TUNNEL, Command, Exit, PoptFailure, fail, tryhelp
-from piranha.cli.ipvsadm_optvals import apply_option, parse_timeout
-from piranha.cli.ipvsadm_popt import (
+from piranha.ipvsadm import values as V
+from piranha.ipvsadm.commands import ROUTE, TUNNEL, Command, Exit, PoptFailure, fail, tryhelp
+from piranha.ipvsadm.optvals import apply_option, parse_timeout
+from piranha.ipvsadm.popt import (
     NONE,
     OPTIONAL,
     STRING,
@@ -33,8 +33,8 @@ from piranha.cli.ipvsadm_popt import (
     PoptError,
     Scanner,
 )
-from piranha.cli.ipvsadm_usage import VERSION
-from piranha.cli.ipvsadm_values import Resolver
+from piranha.ipvsadm.usage import VERSION
+from piranha.ipvsadm.values import Resolver
 
 #: internal command names, in ipvsadm's CMD_* order
 COMMANDS = ("add-service", "edit-service", "delete-service", "flush", "list", "add-server",
@@ -145,7 +145,7 @@ def _first(scanner: Scanner, ce: Command, prog: str) -> None:
         raise tryhelp(prog)
     cmd = _COMMAND_OF[got[0]]
     if cmd == "help":
-        from piranha.cli.ipvsadm_usage import usage
+        from piranha.ipvsadm.usage import usage
 
         raise Exit(0, stdout=usage(prog))
     if cmd == "version":

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
-from piranha.cli.ipvsadm_format import Namer
-from piranha.cli.ipvsadm_values import inet_pton4, inet_pton6, strtol
 from piranha.ipvs.types import IPAddress
+from piranha.ipvsadm.format import Namer
+from piranha.ipvsadm.values import inet_pton4, inet_pton6, strtol
 
 CONN_PROC_FILE = "/proc/net/ip_vs_conn"
 _PROTO = {"TCP": 6, "UDP": 17, "SCTP": 132}

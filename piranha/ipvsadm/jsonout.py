@@ -12,10 +12,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from piranha.cli.ipvsadm_conn import Conn
-from piranha.cli.ipvsadm_format import ntop, sched_flag_words
-from piranha.cli.ipvsadm_sort import sort_dests, sort_services
 from piranha.ipvs.types import Daemon, Dest, Forward, Info, Service, Stats, Table, Timeouts
+from piranha.ipvsadm.conn import Conn
+from piranha.ipvsadm.rules import ntop, sched_flag_words
+from piranha.ipvsadm.sort import sort_dests, sort_services
 
 SCHEMA = "piranha-ipvsadm/1"
 _PROTO = {6: "tcp", 17: "udp", 132: "sctp"}

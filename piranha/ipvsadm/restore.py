@@ -29,13 +29,13 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from piranha.cli.ipvsadm_args import parse
-from piranha.cli.ipvsadm_cmd import Command, Exit, PoptFailure, tryhelp
-from piranha.cli.ipvsadm_ops import MUTATING, command_op
-from piranha.cli.ipvsadm_values import Resolver
 from piranha.errors import KernelError
 from piranha.ipvs.backend import IpvsBackend, strerror
 from piranha.ipvs.types import Op
+from piranha.ipvsadm.args import parse
+from piranha.ipvsadm.commands import Command, Exit, PoptFailure, tryhelp
+from piranha.ipvsadm.ops import MUTATING, command_op
+from piranha.ipvsadm.values import Resolver
 
 _BLANKS = re.compile(r"[ \t\r]+")
 
