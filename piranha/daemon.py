@@ -26,13 +26,6 @@ def parser(prog: str, description: str, piranha_version: str) -> argparse.Argume
     return p
 
 
-def not_yet(prog: str) -> int:
-    """Say honestly that this daemon's run mode is not in this release."""
-    print(f"{prog}: configuration is valid; running the daemon is not implemented "
-          "in this release (use -t to check a configuration)")
-    return 1
-
-
 def load_or_exit(path: str, prog: str) -> LoadResult:
     """The loaded config at ``path``; on errors print them all to stderr and exit 1."""
     try:

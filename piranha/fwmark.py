@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from piranha.model import Cluster, IPAddress, Network, Protocol
+from piranha.model import Cluster, IPAddress, Network, ServiceProtocol
 
 FTP_PORT = 21
 FTP_DATA_PORT = 20
@@ -46,7 +46,7 @@ class Mark:
 
     virtual: str
     vip: IPAddress
-    proto: Protocol
+    proto: ServiceProtocol
     low: int
     high: int
     mark: int
@@ -102,7 +102,7 @@ def plan(cluster: Cluster, passive: tuple[int, int] = DEFAULT_PASSIVE) -> Plan:
             continue
         vip = vs.address.ip
         rules.append(Mark(vs.name, vip, vs.protocol, vs.port, vs.port, vs.fwmark, "virtual port"))
-        if vs.port != FTP_PORT or vs.protocol is not Protocol.TCP:
+        if vs.port != FTP_PORT or vs.protocol is not ServiceProtocol.TCP:
             continue
         rules.append(Mark(vs.name, vip, vs.protocol, *passive, vs.fwmark, "FTP passive ports"))
         if vs.persistent <= 0:

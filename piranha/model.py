@@ -34,7 +34,7 @@ class Network(enum.Enum):
     TUNNEL = "tunnel"
 
 
-class Protocol(enum.Enum):
+class ServiceProtocol(enum.Enum):
     """Transport protocol of a virtual service (and of its health check)."""
 
     TCP = "tcp"
@@ -77,7 +77,7 @@ class VirtualServer:
     sorry_server: IPAddress | None = None
     fwmark: int = 0
     port: int = 80
-    protocol: Protocol = Protocol.TCP
+    protocol: ServiceProtocol = ServiceProtocol.TCP
     scheduler: str = "wlc"
     persistent: int = 0
     pmask: int | None = None  # prefix length; only with persistent > 0
@@ -102,7 +102,7 @@ class FailoverService:
     active: bool = False
     vip_nmask: int | None = None
     port: int = 80
-    protocol: Protocol = Protocol.TCP
+    protocol: ServiceProtocol = ServiceProtocol.TCP
     send: str | None = None
     expect: str | None = None
     send_program: str | None = None

@@ -35,9 +35,9 @@ from ipaddress import ip_address
 from piranha.health.check import CheckSpec
 from piranha.health.nannyloop import NannyLoop
 from piranha.health.report import DestId, HealthReport, encode
-from piranha.health.types import State
+from piranha.health.types import ServerState
 from piranha.health.weights import load_argv, parse_load, parse_ruptime
-from piranha.model import Protocol
+from piranha.model import ServiceProtocol
 
 VERSION = "nanny 1.46"
 _STOP = (signal.SIGTERM, signal.SIGINT)
@@ -177,7 +177,7 @@ def rehearse(cycles: int = 300) -> None:
     try:
         listener.bind(("127.0.0.1", 0))
         listener.listen(cycles)
-        dest = DestId(None, 0, Protocol.TCP, ip_address("127.0.0.1"),
+        dest = DestId(None, 0, ServiceProtocol.TCP, ip_address("127.0.0.1"),
                       listener.getsockname()[1], 1)
         spec = CheckSpec("rehearsal", "rehearsal", dest, timeout=1.0, reentry=0.0)
         clock = itertools.count(0.0, 2.0)
@@ -241,7 +241,7 @@ def spec_from_args(args: argparse.Namespace) -> CheckSpec:
     """The CheckSpec a Piranha nanny command line describes."""
     rip = ip_address(args.server)
     vip = ip_address(args.virtaddress) if args.virtaddress else None
-    proto = Protocol.UDP if args.udp else Protocol.TCP
+    proto = ServiceProtocol.UDP if args.udp else ServiceProtocol.TCP
     rport = args.rport if args.rport is not None else args.port
     reentry = 180.0 if args.reentrytime is None else args.reentrytime
     return CheckSpec("nanny", args.server, DestId(vip, args.port, proto, rip, rport, args.fwmark),
@@ -261,7 +261,7 @@ class _Printer:
         sys.stdout.write(encode(report))
         sys.stdout.flush()
         real = f"{report.dest.rip}:{report.dest.rport}"
-        if report.state is State.UP:
+        if report.state is ServerState.UP:
             self.log(f"[ active ] making {real} available (weight {report.weight}): "
                      f"{report.reason}")
         else:

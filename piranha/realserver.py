@@ -14,7 +14,7 @@ The sysctls go first, so there is no moment where the VIP is up and answered by 
 needs no sysctl: neighbour discovery never answers for an address held by ``lo``.
 
 Pure: :func:`setup` and :func:`undo` turn what the machine has now (addresses on ``lo``,
-sysctl values) and the saved :class:`State` into actions and the next state; the CLI
+sysctl values) and the saved :class:`RealServerState` into actions and the next state; the CLI
 (``piranha/cli/admin.py``) reads the machine, runs the actions and keeps the state file.
 The state file is what makes ``--undo`` exact: it removes the VIPs and puts back each sysctl's
 value from before the first ``piranha realserver``, only once no recorded VIP is left.
@@ -38,7 +38,7 @@ SYSCTLS = {"net.ipv4.conf.all.arp_ignore": "1", "net.ipv4.conf.all.arp_announce"
 
 
 @dataclass(frozen=True)
-class State:
+class RealServerState:
     """What ``piranha realserver`` changed: VIPs it added, each sysctl's value before."""
 
     vips: tuple[str, ...] = ()
@@ -49,7 +49,7 @@ class State:
         return json.dumps({"vips": list(self.vips), "sysctls": dict(self.saved)}, indent=1) + "\n"
 
     @classmethod
-    def loads(cls, text: str) -> State:
+    def loads(cls, text: str) -> RealServerState:
         """Parse a state file (ValueError if it is not one)."""
         data = json.loads(text)
         if not isinstance(data, dict):
@@ -123,7 +123,8 @@ def script(vips: Sequence[IPAddress], undo: bool = False) -> list[str]:
 
 
 def setup(vips: Sequence[IPAddress], on_lo: Collection[IPAddress],
-          sysctls: Mapping[str, str], state: State) -> tuple[list[Action], State]:
+          sysctls: Mapping[str, str],
+          state: RealServerState) -> tuple[list[Action], RealServerState]:
     """Actions that put ``vips`` on lo with ARP suppressed, and the state to save."""
     actions: list[Action] = []
     saved = dict(state.saved)
@@ -140,11 +141,12 @@ def setup(vips: Sequence[IPAddress], on_lo: Collection[IPAddress],
             actions.append(AddVip(vip))
         if str(vip) not in ours:
             ours.append(str(vip))
-    return actions, State(tuple(ours), tuple(sorted(saved.items())))
+    return actions, RealServerState(tuple(ours), tuple(sorted(saved.items())))
 
 
 def undo(vips: Iterable[IPAddress], on_lo: Collection[IPAddress],
-         sysctls: Mapping[str, str], state: State) -> tuple[list[Action], State | None]:
+         sysctls: Mapping[str, str],
+         state: RealServerState) -> tuple[list[Action], RealServerState | None]:
     """Actions that remove ``vips`` and, once no recorded VIP is left, restore the sysctls.
 
     The next state is None when nothing is left to remember (delete the file).
@@ -157,7 +159,7 @@ def undo(vips: Iterable[IPAddress], on_lo: Collection[IPAddress],
                        else Note(f"{vip}/{prefix(vip)} is not on {DEVICE}"))
     left = tuple(v for v in state.vips if v not in gone)
     if left:
-        return actions, State(left, state.saved)
+        return actions, RealServerState(left, state.saved)
     for name, value in state.saved:
         if sysctls.get(name) != value:
             actions.append(SetSysctl(name, value, sysctls.get(name)))

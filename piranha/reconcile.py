@@ -38,11 +38,11 @@ from piranha.ipvs.types import (
     SvcFlags,
     Table,
 )
-from piranha.model import Cluster, Network, Protocol, RealServer, VirtualServer
+from piranha.model import Cluster, Network, RealServer, ServiceProtocol, VirtualServer
 
 FORWARD = {Network.NAT: Forward.MASQ, Network.DIRECT: Forward.ROUTE,
            Network.TUNNEL: Forward.TUNNEL}
-PROTO = {Protocol.TCP: Proto.TCP, Protocol.UDP: Proto.UDP}
+PROTO = {ServiceProtocol.TCP: Proto.TCP, ServiceProtocol.UDP: Proto.UDP}
 
 Weights = Mapping[DestId, int | None]
 

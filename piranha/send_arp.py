@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
+from piranha.errors import PiranhaError
 from piranha.net.arp import SendError, announcement, parse_mac, send_frame
 
 USAGE = (
@@ -26,7 +27,7 @@ USAGE = (
 DEFAULT_DEVICE = "eth0"
 
 
-class SendArpError(Exception):
+class SendArpError(PiranhaError):
     """A command-line problem; ``str()`` is exactly what Piranha prints before exiting 1."""
 
 

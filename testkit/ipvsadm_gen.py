@@ -39,7 +39,7 @@ from piranha.ipvs.types import (
     TunType,
 )
 from piranha.ipvsadm.format import Fmt, Namer, render_services
-from piranha.ipvsadm.values import StaticResolver
+from testkit.lookup import StaticLookup
 
 SCHEDULERS = ("rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf",
               "mh")
@@ -159,7 +159,7 @@ def tables(draw: st.DrawFn, min_services: int = 0, max_services: int = 6) -> Gen
     return GenTable(list(seen.values()))
 
 
-_NUMERIC = Namer(True, StaticResolver({}, {}))
+_NUMERIC = Namer(True, StaticLookup({}, {}))
 
 
 def kernel_order(table: GenTable, salt: int = 0) -> Table:

@@ -10,13 +10,13 @@ from ipaddress import ip_address
 from piranha.config import loads
 from piranha.health.check import CheckSpec
 from piranha.health.report import DestId, HealthReport
-from piranha.health.types import State
+from piranha.health.types import ServerState
 from piranha.ipvs.fake import FakeIpvs
 from piranha.lvsd.control import Request
 from piranha.lvsd.engine import Engine
 from piranha.lvsd.statefile import Keeper
 from piranha.lvsd.view import snapshot
-from piranha.model import Cluster, Protocol
+from piranha.model import Cluster, ServiceProtocol
 from testkit.clock import Clock
 from testkit.runner import FakeRunner
 
@@ -54,7 +54,7 @@ def cluster(text: str) -> Cluster:
 
 def dest(n: int, vport: int = 80, rport: int = 80) -> DestId:
     """The DestId of 10.200.0.n behind VIP:vport."""
-    return DestId(ip_address(VIP), vport, Protocol.TCP, ip_address(f"10.200.0.{n}"), rport)
+    return DestId(ip_address(VIP), vport, ServiceProtocol.TCP, ip_address(f"10.200.0.{n}"), rport)
 
 
 class Log:
@@ -88,7 +88,8 @@ class Lab:
         assert child is not None and child.pid is not None
         return child.pid
 
-    def report(self, d: DestId, state: State, weight: int | None, reason: str = "probe") -> bool:
+    def report(self, d: DestId, state: ServerState, weight: int | None,
+               reason: str = "probe") -> bool:
         """Deliver a report from d's nanny and reconcile like the loop does."""
         changed = self.engine.on_report(self.pid(d), HealthReport(d, state, weight, reason,
                                                                   self.clock.now))

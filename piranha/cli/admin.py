@@ -188,12 +188,12 @@ def realserver(vips: tuple[str, ...], undo: bool, print_only: bool, state_file: 
     _realserver_apply(addresses, undo, state, state_file)
 
 
-def _realserver_apply(vips: list[IPAddress], undo: bool, state: rsv.State,
+def _realserver_apply(vips: list[IPAddress], undo: bool, state: rsv.RealServerState,
                       state_file: str) -> None:
     from piranha.errors import PiranhaError
     from piranha.net.rtnl import Rtnl
 
-    after: rsv.State | None = state
+    after: rsv.RealServerState | None = state
     try:
         sysctls = {name: _sysctl_path(name).read_text().strip() for name in rsv.SYSCTLS}
         with Rtnl() as rtnl:
@@ -221,17 +221,17 @@ def _sysctl_path(name: str) -> Path:
     return Path("/proc/sys", *name.split("."))
 
 
-def _read_state(path: str) -> rsv.State:
+def _read_state(path: str) -> rsv.RealServerState:
     try:
-        return rsv.State.loads(Path(path).read_text())
+        return rsv.RealServerState.loads(Path(path).read_text())
     except FileNotFoundError:
-        return rsv.State()
+        return rsv.RealServerState()
     except (OSError, ValueError) as exc:
         click.echo(f"piranha: realserver: cannot read state file {path}: {exc}", err=True)
         raise SystemExit(1) from None
 
 
-def _write_state(path: str, state: rsv.State | None) -> None:
+def _write_state(path: str, state: rsv.RealServerState | None) -> None:
     """Save ``state`` atomically (None: remove the file)."""
     target = Path(path)
     try:

@@ -12,7 +12,6 @@ import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
 from typing import Any
 
 from piranha.config import schema
@@ -24,11 +23,12 @@ from piranha.model import (
     Cluster,
     FailoverService,
     Network,
-    Protocol,
     RealServer,
+    ServiceProtocol,
     ServiceType,
     VirtualServer,
 )
+from piranha.text import hostport
 
 
 @dataclass
@@ -164,7 +164,7 @@ class Builder:
 
     @staticmethod
     def _normalize_virtual(values: dict[str, Any]) -> None:
-        values["protocol"] = Protocol(values.get("protocol", "tcp"))
+        values["protocol"] = ServiceProtocol(values.get("protocol", "tcp"))
         if "sorry_server" in values and is_unset(values["sorry_server"]):
             values["sorry_server"] = None
         if values.get("load_monitor") == "none":
@@ -253,7 +253,7 @@ class Builder:
                 endpoint = (rs.address, rs.port)
                 if endpoint in endpoints:
                     self.error(sec.value_at["address"], f"server '{rs.name}' has the same "
-                               f"address and port ({_endpoint(*endpoint)}) as server "
+                               f"address and port ({hostport(*endpoint)}) as server "
                                f"'{endpoints[endpoint]}'")
                 endpoints.setdefault(endpoint, rs.name)
             if "port" not in sec.values and vs.port != rs.port:
@@ -269,7 +269,7 @@ class Builder:
                 self.error(item.kind, f"{item.describe()} is not allowed in failover "
                            f"'{f.name}' (real servers belong in virtual blocks)")
         values = dict(f.values)
-        values["protocol"] = Protocol(values.get("protocol", "tcp"))
+        values["protocol"] = ServiceProtocol(values.get("protocol", "tcp"))
         service = FailoverService(name=f.name, **values)
         assert f.header is not None
         if service.active and f.missing("address"):
@@ -368,7 +368,7 @@ class Builder:
                 what = f"fwmark {vs.fwmark}"
             else:
                 key2 = (vs.address.ip, vs.port, vs.protocol)
-                what = f"{vs.protocol.value} {_endpoint(vs.address.ip, vs.port)}"
+                what = f"{vs.protocol.value} {hostport(vs.address.ip, vs.port)}"
             if key2 in services:
                 assert block.kind is not None
                 self.error(block.kind, f"virtual '{vs.name}' uses the same service ({what}) "
@@ -390,5 +390,3 @@ def _places(kinds: list[str | None]) -> str:
     return " or ".join(parts)
 
 
-def _endpoint(ip: Any, port: int) -> str:
-    return f"[{ip}]:{port}" if not isinstance(ip, IPv4Address) else f"{ip}:{port}"

@@ -16,10 +16,11 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any, Protocol
 
 from piranha.config.lexer import Token
+from piranha.errors import PiranhaError
 from piranha.model import InterfaceAddress, IPAddress
 
 
-class Invalid(Exception):
+class Invalid(PiranhaError):
     """A value that cannot be used; ``token`` locates it."""
 
     def __init__(self, token: Token, message: str):

@@ -33,7 +33,7 @@ from typing import Protocol
 
 from piranha.director.announce import Schedule
 from piranha.director.plan import Vip
-from piranha.errors import KernelError
+from piranha.errors import KernelError, PiranhaError
 from piranha.ipvs.types import Daemon, DaemonState, Op, StartDaemon, StopDaemon
 from piranha.model import IPAddress
 from piranha.net.arp import announcement
@@ -207,7 +207,7 @@ class Actuator:
             return False
         try:
             added = self.addresses.add_address(vip.device, vip.ip, vip.prefix, vip.label)
-        except Exception as exc:  # noqa: BLE001 - NetError, OSError: logged, carry on
+        except (PiranhaError, OSError) as exc:  # logged, carry on
             self.log.error(f"cannot add {vip} ({vip.owner}): {exc}")
             return False
         if added and vip not in self.raised:
@@ -221,7 +221,7 @@ class Actuator:
         try:
             if not self.addresses.remove_address(vip.device, vip.ip, vip.prefix):
                 self.log.warning(f"{vip} was already gone")
-        except Exception as exc:  # noqa: BLE001 - keep removing the others
+        except (PiranhaError, OSError) as exc:  # keep removing the others
             self.log.error(f"cannot remove {vip}: {exc}")
 
     def _remove_leftover(self, vip: Vip) -> None:
@@ -241,7 +241,7 @@ class Actuator:
         try:
             frame = announcement(vip.ip, self.addresses.mac(vip.device))
             self.send_frame(vip.device, frame)
-        except Exception as exc:  # noqa: BLE001 - one lost frame must not stop the others
+        except (PiranhaError, OSError, LookupError) as exc:  # one lost frame, not the others
             kind = "arp" if isinstance(vip.ip, IPv4Address) else "neighbour advertisement"
             self.log.error(f"gratuitous {kind} for {vip.ip} on {vip.device}: {exc}")
 

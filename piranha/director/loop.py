@@ -27,6 +27,7 @@ from piranha.heartbeat.events import (
     Activate,
     Announce,
     Deactivate,
+    DirectorState,
     Event,
     LinkDown,
     LinkUp,
@@ -37,7 +38,6 @@ from piranha.heartbeat.events import (
     ReloadLvsd,
     SendHeartbeat,
     Start,
-    State,
     Terminate,
     Tick,
 )
@@ -84,7 +84,7 @@ class PulseLoop:
     def __init__(self, machine: FailoverMachine, transport: Transport, actuator: Actuator,
                  lvsd: LvsdProcess, log: Logger, clocks: Clocks, *,
                  links: LinkMonitor | None = None, reload: Reloader | None = None,
-                 on_state: Callable[[State], None] | None = None,
+                 on_state: Callable[[DirectorState], None] | None = None,
                  link_poll: float = 1.0) -> None:
         self.machine, self.transport, self.actuator, self.lvsd = machine, transport, actuator, lvsd
         self.log, self.clocks, self.links, self.reload = log, clocks, links, reload
@@ -107,7 +107,7 @@ class PulseLoop:
         self._lvsd_news(now)
         if self.links is not None:
             self._next_link_check = now
-        while self.machine.state is not State.TERMINATED:
+        while self.machine.state is not DirectorState.TERMINATED:
             self._sync_selector()
             wait = self._next_deadline() - self.clocks.monotonic()
             ready = self.sel.select(max(0.0, min(wait, 3600.0)))

@@ -17,6 +17,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
+from piranha.errors import PiranhaError
 from piranha.model import Cluster, IPAddress, Network
 
 
@@ -43,7 +44,7 @@ class Vip:
         return f"{self.ip}/{self.prefix} on {self.label or self.device}"
 
 
-class PlanError(Exception):
+class PlanError(PiranhaError):
     """This director cannot run pulse with this config (message names the setting)."""
 
 

@@ -11,7 +11,7 @@ from logging import Logger
 from piranha import sdnotify
 from piranha.director.actuator import Actuator
 from piranha.director.plan import Settings
-from piranha.heartbeat.events import State
+from piranha.heartbeat.events import DirectorState
 from piranha.heartbeat.machine import FailoverMachine
 from piranha.lvsd.statefile import write_atomic
 
@@ -25,7 +25,7 @@ class StatusFile:
         self.path, self.mine, self.machine, self.actuator, self.log = (
             path, mine, machine, actuator, log)
 
-    def changed(self, state: State) -> None:
+    def changed(self, state: DirectorState) -> None:
         sdnotify.notify(f"STATUS={state.value}")
         self.log.debug(f"state: {state.value}")
         doc = {"pid": os.getpid(), "role": "master" if self.mine.master else "backup",

@@ -28,6 +28,7 @@ from piranha.gui.app import make_app
 from piranha.gui.web import Settings, World
 from piranha.ipvs.types import Table
 from piranha.lvsd import logs
+from piranha.text import hostport
 
 PIDFILE = "/var/run/piranha-gui.pid"
 PORT = 3636
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     _route_werkzeug_log(log, args.verbose)
     daemon.write_pidfile(args.pidfile, LOG)
     scheme = "https" if tls else "http"
-    log.info(f"serving {args.configfile} on {scheme}://{_hostport(args.listen, args.port)}/")
+    log.info(f"serving {args.configfile} on {scheme}://{hostport(args.listen, args.port)}/")
     try:
         _serve(server)
     finally:
@@ -151,10 +152,6 @@ def _route_werkzeug_log(log: logging.Logger, verbose: bool) -> None:
     wz.handlers = list(log.handlers)
     wz.propagate = False
     wz.setLevel(logging.INFO if verbose else logging.WARNING)
-
-
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 if __name__ == "__main__":

@@ -16,8 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from piranha.errors import PiranhaError
 from piranha.ipvs.types import Dest, Proto, Service, ServiceKey, Table
 from piranha.lvsd import status as lvsd_status
+from piranha.text import ago, hostport
 
 Alive = Callable[[int], bool]
 _PROTO = {Proto.TCP: "TCP", Proto.UDP: "UDP", Proto.SCTP: "SCTP"}
@@ -117,7 +119,7 @@ def gather(pulse_path: str, snapshot_path: str,
     if table is not None:
         try:
             live, table_error = table(), ""
-        except Exception as exc:  # noqa: BLE001 - any failure: show the snapshot only
+        except (PiranhaError, OSError) as exc:  # the kernel's table: show the snapshot only
             table_error = str(exc) or type(exc).__name__
     return Inputs(pulse, snapshot, live, snapshot_error, table_error)
 
@@ -127,12 +129,6 @@ def service_label(key: ServiceKey) -> str:
     if key.fwmark:
         return f"FWM {key.fwmark}" + (" IPv6" if key.family == 10 else "")
     return f"{_PROTO.get(key.protocol, str(int(key.protocol)))} {hostport(key.addr, key.port)}"
-
-
-def hostport(addr: object, port: int) -> str:
-    """``addr:port`` with brackets around an IPv6 address."""
-    text = str(addr)
-    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
 
 
 def _snapshot_label(service: str) -> str:
@@ -270,16 +266,6 @@ def clock(at: float, now: float) -> str:
     stamp, today = time.localtime(at), time.localtime(now)
     same_day = stamp[:3] == today[:3]
     return time.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S", stamp)
-
-
-def ago(seconds: float) -> str:
-    """A short duration: ``42s``, ``7m``, ``3.5h``."""
-    seconds = max(0.0, seconds)
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.1f}h"
 
 
 def human(n: int | None) -> str:

@@ -26,6 +26,7 @@ from piranha.config import DEFAULT_PATH, Resolver
 from piranha.gui import auth, monitor, passwd, reload
 from piranha.ipvs.types import Table
 from piranha.lvsd import status as lvsd_status
+from piranha.text import ago
 
 SESSION_COOKIE = "piranha_session"
 LOGIN_COOKIE = "piranha_login"
@@ -140,7 +141,7 @@ class App:
             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
             lstrip_blocks=True)
         self.templates.filters["human"] = monitor.human
-        self.templates.filters["ago"] = lambda at: monitor.ago(world.wall() - at)
+        self.templates.filters["ago"] = lambda at: ago(world.wall() - at)
         self.templates.filters["clock"] = lambda at: monitor.clock(at, world.wall())
 
     def __call__(self, environ: dict[str, Any],

@@ -15,7 +15,7 @@ from piranha.health.report import DestId
 from piranha.health.tracker import HealthTracker
 from piranha.health.types import IPAddress, Target
 from piranha.health.weights import DEFAULT_SCALE
-from piranha.model import InterfaceAddress, Protocol, RealServer, VirtualServer
+from piranha.model import InterfaceAddress, RealServer, ServiceProtocol, VirtualServer
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class CheckSpec:
     vs_name: str
     rs_name: str
     dest: DestId
-    protocol: Protocol = Protocol.TCP
+    protocol: ServiceProtocol = ServiceProtocol.TCP
     send: str | None = None
     expect: str | None = None
     use_regex: bool = False

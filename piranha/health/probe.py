@@ -33,8 +33,9 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol as TypingProtocol
+from typing import Protocol
 
+from piranha.errors import PiranhaError
 from piranha.health.expect import (
     Decision,
     Expectation,
@@ -44,7 +45,7 @@ from piranha.health.expect import (
     unescape,
 )
 from piranha.health.types import ProbeResult, Target
-from piranha.model import Protocol, VirtualServer
+from piranha.model import ServiceProtocol, VirtualServer
 
 Clock = Callable[[], float]
 
@@ -55,7 +56,7 @@ DEFAULT_HTTP_EXPECT = "HTTP"
 READ_LIMIT = 64 * 1024
 
 
-class Probe(TypingProtocol):
+class Probe(Protocol):
     """Does exactly one health check of ``target`` within ``timeout`` seconds."""
 
     def check(self, target: Target, timeout: float) -> ProbeResult:
@@ -63,7 +64,7 @@ class Probe(TypingProtocol):
         ...
 
 
-class _Failed(Exception):
+class _Failed(PiranhaError):
     """Ends a probe early; the argument is the failure message."""
 
 
@@ -71,7 +72,7 @@ class _Failed(Exception):
 class SocketProbe:
     """Connect over TCP or UDP, send ``send`` once, then read until ``expect`` decides."""
 
-    protocol: Protocol = Protocol.TCP
+    protocol: ServiceProtocol = ServiceProtocol.TCP
     send: bytes | None = None
     expect: Expectation | None = None
     clock: Clock = time.monotonic
@@ -86,7 +87,7 @@ class SocketProbe:
         return ProbeResult(ok, message, self.clock() - start)
 
     def _exchange(self, target: Target, deadline: float) -> tuple[bool, str]:
-        udp = self.protocol is Protocol.UDP
+        udp = self.protocol is ServiceProtocol.UDP
         kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
         try:
             sock = socket.socket(_family(target), kind)
@@ -224,7 +225,7 @@ def probe_for(vs: VirtualServer, *, translate: bool = True,
     if vs.send_program is not None:
         # send_program wins over send; its expect is compared exactly (never as a regex)
         return ProgramProbe(vs.send_program, None if expect is None else to_bytes(expect), clock)
-    udp = vs.protocol is Protocol.UDP
+    udp = vs.protocol is ServiceProtocol.UDP
     return SocketProbe(vs.protocol, None if send is None else to_bytes(send),
                        expectation(expect, regex=vs.use_regex, udp=udp), clock)
 

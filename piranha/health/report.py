@@ -24,8 +24,8 @@ from typing import Any
 
 from piranha.errors import PiranhaError
 from piranha.health.tracker import Transition
-from piranha.health.types import IPAddress, State, Target
-from piranha.model import Protocol, RealServer, VirtualServer
+from piranha.health.types import IPAddress, ServerState, Target
+from piranha.model import RealServer, ServiceProtocol, VirtualServer
 
 VERSION = 1
 #: PIPE_BUF on Linux: the largest write to a pipe that is never interleaved with others
@@ -50,7 +50,7 @@ class DestId:
 
     vip: IPAddress | None
     vport: int
-    protocol: Protocol
+    protocol: ServiceProtocol
     rip: IPAddress
     rport: int
     #: non-zero: the service is the firewall mark, not vip:vport/protocol
@@ -77,7 +77,7 @@ class HealthReport:
     """One transition of one real server, as nanny tells lvsd."""
 
     dest: DestId
-    state: State
+    state: ServerState
     #: the weight the entry should have; None = the entry should be absent
     weight: int | None
     reason: str
@@ -129,7 +129,7 @@ def _dump(report: HealthReport, reason: str) -> str:
     return text + "\n"
 
 
-class _Bad(Exception):
+class _Bad(PiranhaError):
     """A field-level problem; decode turns it into a ReportError."""
 
 
@@ -213,25 +213,25 @@ def _ip(value: Any, name: str) -> IPAddress:
     raise _Bad(f"{name}: expected an IP address, found {value!r}")
 
 
-def _protocol(value: Any) -> Protocol:
+def _protocol(value: Any) -> ServiceProtocol:
     if value not in ("tcp", "udp"):
         raise _Bad(f"dest.proto: expected 'tcp' or 'udp', found {value!r}")
-    return Protocol(value)
+    return ServiceProtocol(value)
 
 
-def _state(value: Any) -> State:
+def _state(value: Any) -> ServerState:
     if value not in ("UP", "DOWN"):
         raise _Bad(f"state: expected 'UP' or 'DOWN', found {value!r}")
-    return State(value)
+    return ServerState(value)
 
 
-def _weight(value: Any, state: State) -> int | None:
+def _weight(value: Any, state: ServerState) -> int | None:
     if value is None:
-        if state is State.UP:
+        if state is ServerState.UP:
             raise _Bad("weight: an UP server needs a weight, found null")
         return None
     weight = _int(value, "weight", 0, MAX_WEIGHT)
-    if state is State.DOWN and weight != 0:
+    if state is ServerState.DOWN and weight != 0:
         raise _Bad(f"weight: a DOWN server is absent (null) or quiesced (0), found {weight}")
     return weight
 

@@ -34,7 +34,7 @@ import enum
 import math
 from dataclasses import dataclass
 
-from piranha.health.types import ProbeResult, State
+from piranha.health.types import ProbeResult, ServerState
 from piranha.health.weights import (
     DEFAULT_SCALE,
     MAX_WEIGHT,
@@ -62,8 +62,8 @@ class Mode(enum.Enum):
 class Transition:
     """What changed after an event: state and/or the weight the IPVS entry should have."""
 
-    old: State
-    new: State
+    old: ServerState
+    new: ServerState
     #: the weight the entry should have; None = the entry should be absent
     weight: int | None
     reason: str
@@ -86,7 +86,7 @@ class HealthTracker:
         self.quiesce, self.load_feedback, self.scale = quiesce, load_feedback, scale
         self.count_thresh = whole_ratio(reentry, interval)
         self.period = adjust_period(interval)
-        self._state = State.DOWN
+        self._state = ServerState.DOWN
         self._mode = Mode.NORMAL
         self._count = self.count_thresh
         self._last_weight = 0
@@ -102,7 +102,7 @@ class HealthTracker:
                    quiesce=vs.quiesce_server, load_feedback=feedback)
 
     @property
-    def state(self) -> State:
+    def state(self) -> ServerState:
         """UP or DOWN."""
         return self._state
 
@@ -114,7 +114,7 @@ class HealthTracker:
     @property
     def entry_weight(self) -> int | None:
         """The weight the IPVS entry should have now; None = the entry should be absent."""
-        if self._state is State.UP:
+        if self._state is ServerState.UP:
             return self._last_weight
         return 0 if self.quiesce and self._present else None
 
@@ -139,7 +139,7 @@ class HealthTracker:
         self._next_probe = now + self.interval
         self._load_due = False
         reasons = [self._count_and_switch(result)]
-        if self._state is State.UP and self._count % self.period == 0:
+        if self._state is ServerState.UP and self._count % self.period == 0:
             reasons.append(self._adjust())
         return self._transition(before, reasons, now)
 
@@ -158,15 +158,15 @@ class HealthTracker:
         """SIGUSR1: take the server out and stop probing until :meth:`resume`."""
         self._mode, self._load_due = Mode.FORCED_DOWN, False
         before = (self._state, self.entry_weight)
-        self._state = State.DOWN
+        self._state = ServerState.DOWN
         return self._transition(before, ["forced down by operator (SIGUSR1)"], now)
 
     def force_up(self, now: float) -> Transition | None:
         """SIGUSR2: put the server in at its full weight and stop probing until :meth:`resume`."""
         self._mode, self._load_due = Mode.FORCED_UP, False
         before = (self._state, self.entry_weight)
-        if self._state is State.DOWN:
-            self._state, self._last_weight, self._present = State.UP, self.weight, True
+        if self._state is ServerState.DOWN:
+            self._state, self._last_weight, self._present = ServerState.UP, self.weight, True
         return self._transition(before, ["forced up by operator (SIGUSR2)"], now)
 
     def adopt(self, weight: int | None) -> None:
@@ -180,7 +180,7 @@ class HealthTracker:
         if weight is None:
             return
         if weight > 0 or self.weight == 0:
-            self._state, self._last_weight, self._present = State.UP, weight, True
+            self._state, self._last_weight, self._present = ServerState.UP, weight, True
             self._count = self.count_thresh
         elif self.quiesce:
             self._present = True
@@ -195,13 +195,13 @@ class HealthTracker:
         """Count the result and switch UP/DOWN as nanny did; the reason if it switched."""
         if not result.ok:
             self._count = 0
-            if self._state is State.UP:
-                self._state = State.DOWN
+            if self._state is ServerState.UP:
+                self._state = ServerState.DOWN
                 return result.message
             return ""
         self._count += 1
-        if self._state is State.DOWN and self._count >= self.count_thresh:
-            self._state, self._present = State.UP, True
+        if self._state is ServerState.DOWN and self._count >= self.count_thresh:
+            self._state, self._present = ServerState.UP, True
             self._last_weight = initial_weight(self.weight)
             return result.message
         return ""
@@ -215,7 +215,7 @@ class HealthTracker:
         self._load_due = self.load_feedback
         return ""
 
-    def _transition(self, before: tuple[State, int | None], reasons: list[str],
+    def _transition(self, before: tuple[ServerState, int | None], reasons: list[str],
                     now: float) -> Transition | None:
         """A transition if state or entry weight differ from ``before``, else None."""
         after = (self._state, self.entry_weight)

@@ -6,10 +6,12 @@ import enum
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
+from piranha.text import hostport
+
 IPAddress = IPv4Address | IPv6Address
 
 
-class State(enum.Enum):
+class ServerState(enum.Enum):
     """Health of one real server as nanny sees it."""
 
     #: in rotation: the IPVS entry exists with a non-zero weight (or the configured 0)
@@ -26,9 +28,7 @@ class Target:
     port: int
 
     def __str__(self) -> str:
-        # brackets keep an IPv6 address and its port apart, as in URLs
-        host = str(self.addr) if self.addr.version == 4 else f"[{self.addr}]"
-        return f"{host}:{self.port}"
+        return hostport(self.addr, self.port)
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
 """Heartbeat and failover, sans-IO: packet codecs (``packet``), the failover decision
-(``machine``, vocabulary in ``events``) and an in-memory pair of directors for tests
-(``linkpair``). The pulse daemon moves the bytes and executes the actions."""
+(``machine``, vocabulary in ``events``) and the UDP transport. The pulse daemon moves the
+bytes and executes the actions; tests run two directors back to back in memory with
+``testkit.linkpair``."""
 
 from piranha.heartbeat.events import (
     Action,
     Activate,
     Announce,
     Deactivate,
+    DirectorState,
     Event,
     Fault,
     LinkDown,
@@ -19,7 +21,6 @@ from piranha.heartbeat.events import (
     ReloadLvsd,
     SendHeartbeat,
     Start,
-    State,
     Step,
     Terminate,
     Tick,
@@ -40,6 +41,6 @@ __all__ = [
     "TRANSITIONS", "Action", "Activate", "Announce", "AuthCodec", "Codec", "Deactivate",
     "Event", "FailoverMachine", "Fault", "Reconfigure", "Heartbeat", "LinkDown", "LinkUp",
     "LvsdExited", "LvsdReady", "Magic", "Mode", "PeerHeard", "PlainCodec", "ProtocolError",
-    "Reason",
-    "Rejected", "ReloadLvsd", "SendHeartbeat", "Start", "State", "Step", "Terminate", "Tick",
+    "Reason", "Rejected", "ReloadLvsd", "SendHeartbeat", "Start", "DirectorState", "Step",
+    "Terminate", "Tick",
 ]

@@ -9,10 +9,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from piranha.errors import PiranhaError
 from piranha.heartbeat.packet import Heartbeat, Magic
 
 
-class State(enum.Enum):
+class DirectorState(enum.Enum):
     """Where a director stands in the failover protocol."""
 
     #: created; :class:`Start` not handled yet
@@ -152,11 +153,11 @@ Action = SendHeartbeat | Activate | Deactivate | Announce | ReloadLvsd
 class Step:
     """What one event did: state before and after, actions in order, and why."""
 
-    before: State
-    after: State
+    before: DirectorState
+    after: DirectorState
     actions: tuple[Action, ...] = ()
     reason: str | None = None
 
 
-class ProtocolError(Exception):
+class ProtocolError(PiranhaError):
     """An event the transition table does not allow (a wiring bug in the caller)."""

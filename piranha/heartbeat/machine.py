@@ -74,6 +74,7 @@ from piranha.heartbeat.events import (
     Activate,
     Announce,
     Deactivate,
+    DirectorState,
     Event,
     Fault,
     LinkDown,
@@ -86,7 +87,6 @@ from piranha.heartbeat.events import (
     ReloadLvsd,
     SendHeartbeat,
     Start,
-    State,
     Step,
     Terminate,
     Tick,
@@ -94,16 +94,17 @@ from piranha.heartbeat.events import (
 from piranha.heartbeat.packet import Magic
 
 
-def _to(*states: State) -> frozenset[State]:
+def _to(*states: DirectorState) -> frozenset[DirectorState]:
     return frozenset(states)
 
 
-_S, _A, _B, _T = State.STANDBY, State.ACTIVE, State.BLOCKED, State.TERMINATED
+_S, _A, _B = DirectorState.STANDBY, DirectorState.ACTIVE, DirectorState.BLOCKED
+_T = DirectorState.TERMINATED
 
 #: (state, event type) -> states the event may lead to; anything missing is refused
-TRANSITIONS: dict[tuple[State, type], frozenset[State]] = {
-    (State.INIT, Start): _to(_S, _A),  # force_active starts ACTIVE
-    (State.INIT, Terminate): _to(_T),
+TRANSITIONS: dict[tuple[DirectorState, type], frozenset[DirectorState]] = {
+    (DirectorState.INIT, Start): _to(_S, _A),  # force_active starts ACTIVE
+    (DirectorState.INIT, Terminate): _to(_T),
     (_S, Tick): _to(_S, _A),  # partner dead: take over
     (_S, PeerHeard): _to(_S, _A),  # partner STOPPED: take over (the backup may wait)
     (_S, LinkDown): _to(_B),
@@ -159,7 +160,7 @@ class FailoverMachine:
     authenticated: bool = False
     #: lvsd runs on the standby too: its failure blocks takeover, its recovery clears that
     warm_standby: bool = False
-    state: State = field(default=State.INIT, init=False)
+    state: DirectorState = field(default=DirectorState.INIT, init=False)
     faults: frozenset[Fault] = field(default=frozenset(), init=False)
     _peer: _Peer = field(default_factory=_Peer, init=False, repr=False)
     _timers: _Timers = field(default_factory=_Timers, init=False, repr=False)
@@ -174,11 +175,11 @@ class FailoverMachine:
     @property
     def active(self) -> bool:
         """True while this director serves the VIPs."""
-        return self.state is State.ACTIVE
+        return self.state is DirectorState.ACTIVE
 
     def next_deadline(self) -> float:
         """The time by which the caller must deliver a Tick (inf when no timer runs)."""
-        if self.state in (State.INIT, State.TERMINATED):
+        if self.state in (DirectorState.INIT, DirectorState.TERMINATED):
             return math.inf
         return min(self._timers.send_at, self._timers.dead_at)
 
@@ -196,7 +197,7 @@ class FailoverMachine:
             raise ProtocolError(f"{before.name} -> {step.after.name} on {type(event).__name__}"
                                 " is not in the transition table")
         self.state = step.after
-        if step.after is not State.STANDBY:
+        if step.after is not DirectorState.STANDBY:
             self._timers.idle_announced = None
         return step
 
@@ -358,7 +359,7 @@ class FailoverMachine:
     def _terminate(self, event: Terminate) -> Step:
         # Why the last STOPPED: the partner then takes over at once instead of after deadtime.
         actions: tuple[Action, ...] = (Deactivate(),) if self.state is _A else ()
-        if self.backup_active and self.state is not State.INIT:
+        if self.backup_active and self.state is not DirectorState.INIT:
             actions += (SendHeartbeat(Magic.STOPPED),)
         self._timers = _Timers()
         return self._step(_T, actions, f"Terminating due to signal {event.signum}")
@@ -369,6 +370,6 @@ class FailoverMachine:
         self.faults -= {fault}
         return self._step(_B if self.faults else _S, (), reason)
 
-    def _step(self, after: State, actions: tuple[Action, ...] = (),
+    def _step(self, after: DirectorState, actions: tuple[Action, ...] = (),
               reason: str | None = None) -> Step:
         return Step(self.state, after, actions, reason)

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from piranha.director.plan import Path
+from piranha.errors import PiranhaError
 from piranha.heartbeat.packet import Codec, Heartbeat, Magic, Rejected
 
 #: datagrams read per path and wake-up at most (a flood must not starve the timers)
 MAX_READ = 64
 
 
-class BindError(OSError):
+class BindError(PiranhaError, OSError):
     """A heartbeat address could not be bound; the message names the address and port."""
 
 

@@ -34,7 +34,7 @@ from piranha.ipvsadm.popt import (
     Scanner,
 )
 from piranha.ipvsadm.usage import VERSION
-from piranha.ipvsadm.values import Resolver
+from piranha.ipvsadm.values import Lookup
 
 #: internal command names, in ipvsadm's CMD_* order
 COMMANDS = ("add-service", "edit-service", "delete-service", "flush", "list", "add-server",
@@ -124,7 +124,7 @@ FORMAT_OPTIONS = ("numeric", "stats", "rate", "thresholds", "persistent-conn", "
                   "exact", "tun-info", "json")
 
 
-def parse(argv: Sequence[str], resolver: Resolver, env: Mapping[str, str] | None = None) -> Command:
+def parse(argv: Sequence[str], resolver: Lookup, env: Mapping[str, str] | None = None) -> Command:
     """argv (argv[0] included) -> Command, or raise :class:`Exit` exactly as ipvsadm would."""
     scanner = Scanner(argv, POPT_TABLE, env)
     ce = Command()
@@ -159,7 +159,7 @@ def _first(scanner: Scanner, ce: Command, prog: str) -> None:
         ce.daemon.state = state
 
 
-def _options(scanner: Scanner, ce: Command, resolver: Resolver) -> None:
+def _options(scanner: Scanner, ce: Command, resolver: Lookup) -> None:
     """Every option after the command, in argv order."""
     while True:
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from piranha.errors import PiranhaError
 from piranha.ipvs.types import IPAddress
 from piranha.ipvsadm.values import INT_MAX, Endpoint
 
@@ -19,7 +20,7 @@ MASQ, LOCAL, TUNNEL, ROUTE = 0, 1, 2, 3
 PROTO_OF_TAG = {"t": 6, "u": 17, "sctp": 132}
 
 
-class Exit(Exception):
+class Exit(PiranhaError):
     """Stop with ``status``, after writing ``stdout`` and ``stderr`` (each complete text)."""
 
     def __init__(self, status: int, stderr: str = "", stdout: str = ""):

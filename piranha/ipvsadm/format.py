@@ -40,7 +40,7 @@ from piranha.ipvsadm.rules import (
     service_rule,
 )
 from piranha.ipvsadm.sort import sort_dests, sort_services
-from piranha.ipvsadm.values import Resolver
+from piranha.ipvsadm.values import Lookup
 
 
 class Fmt(enum.IntFlag):
@@ -96,7 +96,7 @@ def largenum(value: int, fmt: Fmt) -> str:
 class Namer:
     """``addrport_to_anyname``: ``addr:port`` (IPv6 bracketed), names unless numeric."""
 
-    def __init__(self, numeric: bool, resolver: Resolver):
+    def __init__(self, numeric: bool, resolver: Lookup):
         self.numeric = numeric
         self.resolver = resolver
         self._hosts: dict[IPAddress, str] = {}

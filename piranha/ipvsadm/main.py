@@ -38,7 +38,7 @@ from piranha.ipvsadm.format import (
 )
 from piranha.ipvsadm.ops import MUTATING, command_op, service_key
 from piranha.ipvsadm.restore import restore
-from piranha.ipvsadm.values import Resolver, SystemResolver
+from piranha.ipvsadm.values import Lookup, SystemLookup
 
 HINT = ("piranha-ipvsadm: hint: the kernel has no usable IPVS: load the ip_vs module "
         "(`modprobe ip_vs`, as root); this project's development and CI machines have no IPVS "
@@ -64,7 +64,7 @@ class Session:
     """One invocation: streams, resolver, /proc path, and the lazily opened backend."""
 
     def __init__(self, backend: IpvsBackend | None, stdout: IO[str], stderr: IO[str],
-                 stdin: IO[str] | None, resolver: Resolver, conn_path: str,
+                 stdin: IO[str] | None, resolver: Lookup, conn_path: str,
                  env: Mapping[str, str] | None):
         self._backend, self._opened = backend, False
         self.stdout, self.stderr, self.stdin = stdout, stderr, stdin
@@ -182,13 +182,13 @@ def _list_error(errno: int) -> str:
 def main(argv: Sequence[str] | None = None, backend: IpvsBackend | None = None,
          stdin: IO[str] | None = None, stdout: IO[str] | None = None,
          stderr: IO[str] | None = None, *, prog: str | None = None,
-         resolver: Resolver | None = None, conn_path: str = CONN_PROC_FILE,
+         resolver: Lookup | None = None, conn_path: str = CONN_PROC_FILE,
          env: Mapping[str, str] | None = None) -> int:
     """Run one ipvsadm command line (``argv`` without the program name); return the status."""
     args = list(sys.argv[1:] if argv is None else argv)
     prog = prog or (sys.argv[0] if argv is None else "piranha-ipvsadm")
     out, err = stdout or _byte_transparent(sys.stdout), stderr or _byte_transparent(sys.stderr)
-    s = Session(backend, out, err, stdin, resolver or SystemResolver(), conn_path,
+    s = Session(backend, out, err, stdin, resolver or SystemLookup(), conn_path,
                 os.environ if env is None else env)
     try:
         if not args:

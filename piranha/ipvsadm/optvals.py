@@ -21,9 +21,9 @@ from piranha.ipvsadm.commands import (
     Command,
     fail,
 )
-from piranha.ipvsadm.values import Endpoint, Resolver
+from piranha.ipvsadm.values import Endpoint, Lookup
 
-Handler = Callable[[Command, "str | None", Resolver], None]
+Handler = Callable[[Command, "str | None", Lookup], None]
 
 
 def _record(ce: Command, option: str) -> None:
@@ -54,7 +54,7 @@ def _number(text: str | None, lo: int, hi: int, message: str) -> int:
 def _service(tag: str) -> Handler:
     """-t / -u / --sctp-service."""
 
-    def handle(ce: Command, value: str | None, resolver: Resolver) -> None:
+    def handle(ce: Command, value: str | None, resolver: Lookup) -> None:
         _record(ce, "service-address")
         ce.svc.protocol = PROTO_OF_TAG[tag]
         if not V.parse_service(value or "", ce.svc.protocol, ce.svc, resolver) & V.SERVICE_ADDR:
@@ -63,7 +63,7 @@ def _service(tag: str) -> Handler:
     return handle
 
 
-def _fwmark(ce: Command, value: str | None, resolver: Resolver) -> None:
+def _fwmark(ce: Command, value: str | None, resolver: Lookup) -> None:
     """-f."""
     _record(ce, "service-address")
     ce.svc.af, ce.svc.protocol = V.AF_INET, 6
@@ -73,20 +73,20 @@ def _fwmark(ce: Command, value: str | None, resolver: Resolver) -> None:
     ce.svc.fwmark = mark
 
 
-def _scheduler(ce: Command, value: str | None, resolver: Resolver) -> None:
+def _scheduler(ce: Command, value: str | None, resolver: Lookup) -> None:
     """-s (cut to 15 characters)."""
     _record(ce, "scheduler")
     ce.svc.sched = (value or "")[:15]
 
 
-def _persistent(ce: Command, value: str | None, resolver: Resolver) -> None:
+def _persistent(ce: Command, value: str | None, resolver: Lookup) -> None:
     """-p [timeout]."""
     _record(ce, "persistent")
     ce.svc.flags |= 0x1
     ce.svc.timeout = parse_timeout(value, 1)
 
 
-def _netmask(ce: Command, value: str | None, resolver: Resolver) -> None:
+def _netmask(ce: Command, value: str | None, resolver: Lookup) -> None:
     """-M: a dotted mask, or an IPv6 prefix when the service is already IPv6."""
     _record(ce, "netmask")
     if ce.svc.af != V.AF_INET6:
@@ -100,7 +100,7 @@ def _netmask(ce: Command, value: str | None, resolver: Resolver) -> None:
             raise fail("illegal ipv6 netmask specified")
 
 
-def _real_server(ce: Command, value: str | None, resolver: Resolver) -> None:
+def _real_server(ce: Command, value: str | None, resolver: Lookup) -> None:
     """-r: parsed into a copy of the service, so family and port default to the service's."""
     _record(ce, "real-server")
     svc = ce.svc
@@ -116,26 +116,26 @@ def _real_server(ce: Command, value: str | None, resolver: Resolver) -> None:
 def _forward(method: int) -> Handler:
     """-g / -i / -m."""
 
-    def handle(ce: Command, value: str | None, resolver: Resolver) -> None:
+    def handle(ce: Command, value: str | None, resolver: Lookup) -> None:
         _record(ce, "forwarding-method")
         ce.dest.fwd = method
 
     return handle
 
 
-def _weight(ce: Command, value: str | None, resolver: Resolver) -> None:
+def _weight(ce: Command, value: str | None, resolver: Lookup) -> None:
     """-w."""
     _record(ce, "weight")
     ce.dest.weight = _number(value, 0, MAX_WEIGHT, "illegal weight specified")
 
 
-def _u_threshold(ce: Command, value: str | None, resolver: Resolver) -> None:
+def _u_threshold(ce: Command, value: str | None, resolver: Lookup) -> None:
     """-x."""
     _record(ce, "u-threshold")
     ce.dest.u_threshold = _number(value, 0, V.INT_MAX, "illegal u_threshold specified")
 
 
-def _l_threshold(ce: Command, value: str | None, resolver: Resolver) -> None:
+def _l_threshold(ce: Command, value: str | None, resolver: Lookup) -> None:
     """-y."""
     _record(ce, "l-threshold")
     ce.dest.l_threshold = _number(value, 0, V.INT_MAX, "illegal l_threshold specified")
@@ -144,50 +144,50 @@ def _l_threshold(ce: Command, value: str | None, resolver: Resolver) -> None:
 def _flag(option: str) -> Handler:
     """An option that only records itself (-n, -c, --stats, ...)."""
 
-    def handle(ce: Command, value: str | None, resolver: Resolver) -> None:
+    def handle(ce: Command, value: str | None, resolver: Lookup) -> None:
         _record(ce, option)
 
     return handle
 
 
-def _mcast_interface(ce: Command, value: str | None, resolver: Resolver) -> None:
+def _mcast_interface(ce: Command, value: str | None, resolver: Lookup) -> None:
     """--mcast-interface (cut to 15 characters)."""
     _record(ce, "mcast-interface")
     ce.daemon.mcast_ifn = (value or "")[:15]
 
 
-def _syncid(ce: Command, value: str | None, resolver: Resolver) -> None:
+def _syncid(ce: Command, value: str | None, resolver: Lookup) -> None:
     """--syncid."""
     _record(ce, "syncid")
     ce.daemon.syncid = _number(value, 0, 255, "illegal syncid specified")
 
 
-def _ipv6(ce: Command, value: str | None, resolver: Resolver) -> None:
+def _ipv6(ce: Command, value: str | None, resolver: Lookup) -> None:
     """-6: only after -f."""
     if not ce.svc.fwmark:
         raise fail("-6 used before -f\n")
     ce.svc.af, ce.svc.netmask = V.AF_INET6, 128
 
 
-def _ops(ce: Command, value: str | None, resolver: Resolver) -> None:
+def _ops(ce: Command, value: str | None, resolver: Lookup) -> None:
     """-o."""
     _record(ce, "ops")
     ce.svc.flags |= 0x4
 
 
-def _pe(ce: Command, value: str | None, resolver: Resolver) -> None:
+def _pe(ce: Command, value: str | None, resolver: Lookup) -> None:
     """--pe (a 16-byte field)."""
     _record(ce, "pe")
     ce.svc.pe = (value or "")[:16]
 
 
-def _sched_flags(ce: Command, value: str | None, resolver: Resolver) -> None:
+def _sched_flags(ce: Command, value: str | None, resolver: Lookup) -> None:
     """-b: kept (cut to 127 characters) and parsed after every option is known."""
     _record(ce, "sched-flags")
     ce.sched_flags_arg = (value or "")[:127]
 
 
-def _mcast_group(ce: Command, value: str | None, resolver: Resolver) -> None:
+def _mcast_group(ce: Command, value: str | None, resolver: Lookup) -> None:
     """--mcast-group: an IPv4 or IPv6 multicast address."""
     _record(ce, "mcast-group")
     text = value or ""
@@ -198,25 +198,25 @@ def _mcast_group(ce: Command, value: str | None, resolver: Resolver) -> None:
     ce.daemon.mcast_group = addr
 
 
-def _mcast_port(ce: Command, value: str | None, resolver: Resolver) -> None:
+def _mcast_port(ce: Command, value: str | None, resolver: Lookup) -> None:
     """--mcast-port."""
     _record(ce, "mcast-port")
     ce.daemon.mcast_port = _number(value, 1, 65535, "illegal mcast-port specified")
 
 
-def _mcast_ttl(ce: Command, value: str | None, resolver: Resolver) -> None:
+def _mcast_ttl(ce: Command, value: str | None, resolver: Lookup) -> None:
     """--mcast-ttl."""
     _record(ce, "mcast-ttl")
     ce.daemon.mcast_ttl = _number(value, 1, 255, "illegal mcast-ttl specified")
 
 
-def _sync_maxlen(ce: Command, value: str | None, resolver: Resolver) -> None:
+def _sync_maxlen(ce: Command, value: str | None, resolver: Lookup) -> None:
     """--sync-maxlen."""
     _record(ce, "sync-maxlen")
     ce.daemon.sync_maxlen = _number(value, 1, 65535 - 20 - 8, "illegal sync-maxlen specified")
 
 
-def _tun_type(ce: Command, value: str | None, resolver: Resolver) -> None:
+def _tun_type(ce: Command, value: str | None, resolver: Lookup) -> None:
     """--tun-type."""
     _record(ce, "tun-type")
     kind = V.TUN_TYPES.get(value or "")
@@ -225,7 +225,7 @@ def _tun_type(ce: Command, value: str | None, resolver: Resolver) -> None:
     ce.dest.tun_type = kind
 
 
-def _tun_port(ce: Command, value: str | None, resolver: Resolver) -> None:
+def _tun_port(ce: Command, value: str | None, resolver: Lookup) -> None:
     """--tun-port."""
     _record(ce, "tun-port")
     ce.dest.tun_port = _number(value, 1, 65535, "illegal tunnel port specified")
@@ -234,14 +234,14 @@ def _tun_port(ce: Command, value: str | None, resolver: Resolver) -> None:
 def _tun_csum(option: str, bit: int) -> Handler:
     """--tun-nocsum / --tun-csum / --tun-remcsum."""
 
-    def handle(ce: Command, value: str | None, resolver: Resolver) -> None:
+    def handle(ce: Command, value: str | None, resolver: Lookup) -> None:
         _record(ce, option)
         ce.dest.tun_flags |= bit
 
     return handle
 
 
-def _nothing(ce: Command, value: str | None, resolver: Resolver) -> None:
+def _nothing(ce: Command, value: str | None, resolver: Lookup) -> None:
     """--sort: accepted, does nothing."""
 
 
@@ -263,6 +263,6 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def apply_option(ce: Command, tag: str, value: str | None, resolver: Resolver) -> None:
+def apply_option(ce: Command, tag: str, value: str | None, resolver: Lookup) -> None:
     """Apply one option (by popt tag) to ``ce``."""
     HANDLERS[tag](ce, value, resolver)

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from piranha.errors import PiranhaError
+
 #: argument kinds of an option
 NONE, STRING, OPTIONAL = 0, 1, 2
 
@@ -42,7 +44,7 @@ class OptSpec:
     tag: str
 
 
-class PoptError(Exception):
+class PoptError(PiranhaError):
     """popt refused an argument: ``code`` is popt's error code, ``str()`` its message."""
 
     def __init__(self, code: int):

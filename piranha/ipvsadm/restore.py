@@ -35,7 +35,7 @@ from piranha.ipvs.types import Op
 from piranha.ipvsadm.args import parse
 from piranha.ipvsadm.commands import Command, Exit, PoptFailure, tryhelp
 from piranha.ipvsadm.ops import MUTATING, command_op
-from piranha.ipvsadm.values import Resolver
+from piranha.ipvsadm.values import Lookup
 
 _BLANKS = re.compile(r"[ \t\r]+")
 
@@ -92,7 +92,7 @@ def _match(ops: list[Op], failures: list[KernelError]) -> dict[int, str]:
     return failed
 
 
-def restore(text: str, prog: str, resolver: Resolver, backend: Callable[[], IpvsBackend],
+def restore(text: str, prog: str, resolver: Lookup, backend: Callable[[], IpvsBackend],
             run_other: Callable[[Command], int], write_err: Callable[[str], object],
             env: dict[str, str] | None = None) -> int:
     """Process every line of ``text``; return the exit status of the restore."""

@@ -24,6 +24,7 @@ from piranha.ipvs.types import (
     SvcFlags,
     TunType,
 )
+from piranha.text import hostport
 
 PROTO_OPTION = {6: "-t", 17: "-u", 132: "--sctp-service"}
 FWD_SWITCH = {Forward.MASQ: "-m", Forward.LOCAL: "-g", Forward.TUNNEL: "-i", Forward.ROUTE: "-g"}
@@ -45,8 +46,7 @@ def ntop(addr: IPAddress) -> str:
 
 def addrport(addr: IPAddress, port: int) -> str:
     """``addr:port`` as ipvsadm -n prints it (IPv6 in brackets)."""
-    host = ntop(addr)
-    return f"[{host}]:{port}" if addr.version == 6 else f"{host}:{port}"
+    return hostport(ntop(addr), port)
 
 
 def service_option(key: ServiceKey) -> str:

@@ -3,7 +3,7 @@
 ``strtol``/``atoi`` (leading blanks and a sign accepted, whole string for ``string_to_number``),
 glibc ``inet_aton`` (``10.1`` = 10.0.0.1, hex and octal parts, trailing blanks), ipvsadm's
 ``parse_service`` (``[v6]:port``, bare IPv6 literals without port, ``[1.2.3.4]:80`` silently
-dropping the port, host and service names through a :class:`Resolver`), scheduler flags and
+dropping the port, host and service names through a :class:`Lookup`), scheduler flags and
 tunnel types. Names go through the injected resolver so tests are deterministic.
 """
 
@@ -26,7 +26,7 @@ _C_SPACE = " \t\n\v\f\r"
 SERVICE_NONE, SERVICE_ADDR, SERVICE_PORT = 0, 1, 2
 
 
-class Resolver(Protocol):
+class Lookup(Protocol):
     """Host and service name look-ups (gethostbyname/-addr, getservbyname/-port)."""
 
     def host_by_name(self, name: str) -> IPv4Address | None:
@@ -46,7 +46,7 @@ class Resolver(Protocol):
         ...
 
 
-class SystemResolver:
+class SystemLookup:
     """The C library's resolver (via :mod:`socket`): /etc/hosts, DNS, /etc/services."""
 
     def host_by_name(self, name: str) -> IPv4Address | None:
@@ -76,35 +76,6 @@ class SystemResolver:
             return socket.getservbyport(port, proto)
         except (OSError, OverflowError):
             return None
-
-
-@dataclass
-class StaticResolver:
-    """A resolver from dictionaries, for tests.
-
-    ``hosts``: name -> address; ``services``: (name, proto) -> port. Reverse look-ups return
-    the first matching entry.
-    """
-
-    hosts: dict[str, IPAddress]
-    services: dict[tuple[str, str], int]
-
-    def host_by_name(self, name: str) -> IPv4Address | None:
-        """The IPv4 address listed for ``name``."""
-        addr = self.hosts.get(name)
-        return addr if isinstance(addr, IPv4Address) else None
-
-    def host_by_addr(self, addr: IPAddress) -> str | None:
-        """The first name listed for ``addr``."""
-        return next((n for n, a in self.hosts.items() if a == addr), None)
-
-    def serv_by_name(self, name: str, proto: str) -> int | None:
-        """The port listed for (name, proto)."""
-        return self.services.get((name, proto))
-
-    def serv_by_port(self, port: int, proto: str) -> str | None:
-        """The first name listed for (port, proto)."""
-        return next((n for (n, p), v in self.services.items() if p == proto and v == port), None)
 
 
 def strtol(s: str, base: int = 10) -> tuple[int, int, bool]:
@@ -220,7 +191,7 @@ class Endpoint:
 PROTO_NAMES = {6: "tcp", 17: "udp", 132: "sctp"}
 
 
-def parse_service(buf: str, proto: int, into: Endpoint, resolver: Resolver) -> int:
+def parse_service(buf: str, proto: int, into: Endpoint, resolver: Lookup) -> int:
     """ipvsadm's ``parse_service``: fill ``into``; SERVICE_ADDR|SERVICE_PORT bits, 0 on error."""
     plain = _PLAIN4.match(buf)
     if plain is not None and (plain[2] is None or int(plain[2]) <= 65535):
@@ -258,7 +229,7 @@ def parse_service(buf: str, proto: int, into: Endpoint, resolver: Resolver) -> i
     return SERVICE_ADDR | SERVICE_PORT
 
 
-def parse_netmask(buf: str, resolver: Resolver) -> int | None:
+def parse_netmask(buf: str, resolver: Lookup) -> int | None:
     """ipvsadm's ``parse_netmask`` for IPv4: the mask as a host-order 32-bit value."""
     addr = inet_aton(buf) or resolver.host_by_name(buf)
     return None if addr is None else int(addr)

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from piranha.health.report import DestId
-from piranha.health.types import State
+from piranha.health.types import ServerState
 
 
 @dataclass(frozen=True)
 class Health:
     """A real server's health as lvsd holds it."""
 
-    state: State
+    state: ServerState
     #: the weight the entry should have; None = absent, 0 = quiesced
     weight: int | None
     #: wall-clock time of the last change

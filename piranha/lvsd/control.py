@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from piranha.errors import PiranhaError
+
 DEFAULT_PATH = "/var/run/piranha/lvsd.sock"
 MAX_REQUEST = 4096
 #: default drain deadline, seconds
@@ -28,7 +30,7 @@ DRAIN_TIMEOUT = 300.0
 COMMANDS = ("drain", "enable", "ping")
 
 
-class RequestError(ValueError):
+class RequestError(PiranhaError, ValueError):
     """A request that is not one of the commands, with what is wrong."""
 
 

@@ -27,7 +27,7 @@ from typing import Protocol
 
 from piranha.health.check import CheckSpec
 from piranha.health.report import DestId, HealthReport
-from piranha.health.types import State
+from piranha.health.types import ServerState
 from piranha.ipvs.backend import IpvsBackend
 from piranha.ipvs.types import DelService, DestKey, Op, ServiceKey, SetTimeouts, Table, Timeouts
 from piranha.lvsd.apply import Applier
@@ -286,9 +286,9 @@ class Engine:
                  health: Health | None) -> Health:
         """The health a real server keeps across a reload that changed its check."""
         if before is None or health is None:
-            return Health(State.DOWN, None, self.wall(), "not checked yet")
+            return Health(ServerState.DOWN, None, self.wall(), "not checked yet")
         weight = health.weight
-        if health.state is State.UP and weight and spec.weight != before.weight:
+        if health.state is ServerState.UP and weight and spec.weight != before.weight:
             self.log.info(f"rs={spec.target} vs={spec.vs_name} UP weight {weight}->"
                           f"{spec.weight} reason=\"weight changed in {self.config_path}\"")
             weight = spec.weight

@@ -21,7 +21,7 @@ class SyslogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             syslog.syslog(_LEVELS.get(record.levelno, syslog.LOG_INFO), self.format(record))
-        except Exception:  # noqa: BLE001 - logging must never take lvsd down
+        except (OSError, ValueError):  # logging must never take lvsd down
             self.handleError(record)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from piranha.health.report import DestId
 from piranha.ipvs.types import Family, Proto, ServiceKey
 from piranha.lvsd.book import Drain
-from piranha.model import Protocol
+from piranha.model import ServiceProtocol
 
 VERSION = 1
 
@@ -56,7 +56,7 @@ def dest_to_json(dest: DestId) -> dict[str, Any]:
 def dest_from_json(data: dict[str, Any]) -> DestId:
     """The identity of :func:`dest_to_json`."""
     vip = None if data["vip"] is None else ip_address(data["vip"])
-    return DestId(vip, int(data["vport"]), Protocol(data["proto"]), ip_address(data["rip"]),
+    return DestId(vip, int(data["vport"]), ServiceProtocol(data["proto"]), ip_address(data["rip"]),
                   int(data["rport"]), int(data["fwmark"]))
 
 

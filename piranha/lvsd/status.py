@@ -12,6 +12,8 @@ import json
 import time
 from typing import Any
 
+from piranha.text import ago
+
 DEFAULT_PATH = "/var/run/piranha/lvsd.status.json"
 VERSION = 1
 
@@ -29,7 +31,7 @@ def render(snap: dict[str, Any], now: float | None = None) -> str:
     """The snapshot as the lines ``piranha status`` prints."""
     now = time.time() if now is None else now
     lines = [f"lvsd pid {snap['pid']}, config {snap['config']}, "
-             f"snapshot {_ago(now - snap['written'])} old, "
+             f"snapshot {ago(now - snap['written'])} old, "
              f"{snap['ops_applied']} kernel operations since start"]
     for vs in snap["virtuals"]:
         lines.append(f"virtual {vs['name']}: {vs['service']} scheduler {vs['scheduler']}"
@@ -48,12 +50,12 @@ def render(snap: dict[str, Any], now: float | None = None) -> str:
 def _server_line(rs: dict[str, Any], now: float) -> str:
     weight = "-" if rs["weight"] is None else str(rs["weight"])
     text = (f"{rs['name']:<12} {rs['address']:<22} {rs['state']:<5} weight {weight:<5} "
-            f"since {_clock(rs['since'])} ({_ago(now - rs['since'])} ago)")
+            f"since {_clock(rs['since'])} ({ago(now - rs['since'])} ago)")
     drain = rs.get("drain")
     if drain is not None:
         text += f" {drain['state'].upper()}"
         if drain["state"] == "draining":
-            text += f" ({rs['conns']} connections, deadline in {_ago(drain['deadline'] - now)})"
+            text += f" ({rs['conns']} connections, deadline in {ago(drain['deadline'] - now)})"
     nanny = rs["nanny"]
     if nanny["state"] != "running" or nanny["restarts"]:
         text += f" nanny {nanny['state']} (restarts {nanny['restarts']})"
@@ -66,10 +68,3 @@ def _clock(at: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
 
 
-def _ago(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.1f}h"

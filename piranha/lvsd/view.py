@@ -20,6 +20,7 @@ from piranha.lvsd.book import Drain, Health
 from piranha.model import Cluster, VirtualServer
 from piranha.reconcile import service_key, sorry_key
 from piranha.supervise.children import Child
+from piranha.text import hostport
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def _virtual_matches(vs: VirtualServer, text: str) -> bool:
     if vs.fwmark and text in (str(vs.fwmark), f"fwmark {vs.fwmark}", f"fwmark:{vs.fwmark}"):
         return True
     return vs.address is not None and text in (f"{vs.address.ip}:{vs.port}",
-                                                f"[{vs.address.ip}]:{vs.port}")
+                                                hostport(vs.address.ip, vs.port))
 
 
 def resolve(cluster: Cluster, specs: Mapping[DestId, CheckSpec], virtual: str,

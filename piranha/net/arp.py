@@ -20,6 +20,8 @@ import socket
 import struct
 from ipaddress import IPv4Address, IPv6Address
 
+from piranha.errors import PiranhaError
+
 ETH_P_ARP = 0x0806
 ETH_P_IPV6 = 0x86DD
 BROADCAST_MAC = b"\xff" * 6
@@ -111,7 +113,7 @@ def announcement(
 # ---- the I/O edge ---------------------------------------------------------------------------
 
 
-class SendError(OSError):
+class SendError(PiranhaError, OSError):
     """Sending failed; ``call`` is the system call (``socket`` or ``sendto``), as in perror."""
 
     def __init__(self, call: str, cause: OSError) -> None:

@@ -163,8 +163,3 @@ def exit_text(status: int) -> str:
             name = str(sig)
         return f"killed by {name}"
     return f"exited with status {os.waitstatus_to_exitcode(status)}"
-
-
-def exited_cleanly(status: int) -> bool:
-    """True for exit status 0."""
-    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

@@ -27,6 +27,7 @@ import socket
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from piranha.errors import PiranhaError
 from piranha.supervise.runner import OsRunner, _child_setup
 
 _MAX = 1 << 18  # one pickled spawn request; SEQPACKET keeps it whole
@@ -34,7 +35,7 @@ _MAX = 1 << 18  # one pickled spawn request; SEQPACKET keeps it whole
 BATCH = 100
 
 
-class ZygoteDied(RuntimeError):
+class ZygoteDied(PiranhaError, RuntimeError):
     """The zygote process is gone: no child can be started any more."""
 
 

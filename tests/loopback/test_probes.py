@@ -14,7 +14,7 @@ from lab.loopback import HOSTS, Servers, backlog_full, free_udp_port, reply, sil
 from piranha.health.expect import AnyReply, Pattern, Prefix
 from piranha.health.probe import ProgramProbe, SocketProbe, probe_for
 from piranha.health.types import ProbeResult, Target
-from piranha.model import InterfaceAddress, Protocol, VirtualServer
+from piranha.model import InterfaceAddress, ServiceProtocol, VirtualServer
 
 T = 0.3  # probe timeout: long enough for loopback, short enough to keep the file fast
 MARGIN = 0.2  # how late a timed-out probe may return
@@ -27,13 +27,13 @@ def target(host: str, port: int) -> Target:
 
 def tcp(host: str, port: int, expect: object = HTTP, send: bytes | None = b"GET\r\n",
         timeout: float = T) -> ProbeResult:
-    probe = SocketProbe(Protocol.TCP, send, expect)  # type: ignore[arg-type]
+    probe = SocketProbe(ServiceProtocol.TCP, send, expect)  # type: ignore[arg-type]
     return probe.check(target(host, port), timeout)
 
 
 def udp(host: str, port: int, expect: object, send: bytes | None = b"PING",
         timeout: float = T) -> ProbeResult:
-    probe = SocketProbe(Protocol.UDP, send, expect)  # type: ignore[arg-type]
+    probe = SocketProbe(ServiceProtocol.UDP, send, expect)  # type: ignore[arg-type]
     return probe.check(target(host, port), timeout)
 
 
@@ -202,7 +202,7 @@ def test_udp_closed_port_is_refused(host: str) -> None:
 
 
 def test_udp_without_expect_needs_an_answer(servers: Servers) -> None:
-    vs = VirtualServer("dns", port=53, protocol=Protocol.UDP, send="ping")
+    vs = VirtualServer("dns", port=53, protocol=ServiceProtocol.UDP, send="ping")
     port = servers.udp(lambda data: b"x")
     assert probe_for(vs).check(target("127.0.0.1", port), T).ok
 

@@ -25,16 +25,17 @@ from piranha.model import (
     FailoverService,
     InterfaceAddress,
     Network,
-    Protocol,
     RealServer,
+    ServiceProtocol,
     ServiceType,
     VirtualServer,
 )
+from testkit.examples import examples
 from testkit.resolver import FakeResolver
 
 VALID = Path(__file__).resolve().parents[1] / "data" / "valid"
 EXAMPLES = [p.read_bytes() for p in sorted(VALID.glob("*.cf"))]
-SETTINGS = settings(max_examples=150, deadline=None,
+SETTINGS = settings(max_examples=examples(150), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -116,7 +117,7 @@ def virtual_servers(draw: Any, name: str, network: Network) -> VirtualServer:
         name=name, address=address, active=address is not None and draw(st.booleans()),
         vip_nmask=draw(_prefix(family)),
         sorry_server=draw(st.none() | (ipv4 if family == 4 else ipv6)), fwmark=fwmark,
-        port=port, protocol=draw(st.sampled_from(Protocol)),
+        port=port, protocol=draw(st.sampled_from(ServiceProtocol)),
         scheduler=draw(st.sampled_from(SCHEDULERS)), persistent=persistent, pmask=pmask,
         send=draw(st.none() | texts), expect=expect, use_regex=use_regex,
         send_program=send_program, load_monitor=load_monitor, timeout=draw(seconds),
@@ -133,7 +134,7 @@ def failover_services(draw: Any, name: str, fos: bool) -> FailoverService:
     return FailoverService(
         name=name, address=address, active=bool(runnable) and draw(st.booleans()),
         vip_nmask=draw(_prefix(family)), port=draw(st.integers(0, 65535)),
-        protocol=draw(st.sampled_from(Protocol)), send=draw(st.none() | texts),
+        protocol=draw(st.sampled_from(ServiceProtocol)), send=draw(st.none() | texts),
         expect=draw(st.none() | texts), send_program=draw(st.none() | words),
         timeout=draw(seconds), start_cmd=start_cmd, stop_cmd=stop_cmd)
 
@@ -246,7 +247,8 @@ def test_round_trip_of_awkward_values() -> None:
 
 # -- (b) fuzzing ---------------------------------------------------------------------------
 
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=examples(200), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
 
 
 def physical_lines(data: str | bytes) -> int:

@@ -19,8 +19,8 @@ from piranha.model import (
     FailoverService,
     InterfaceAddress,
     Network,
-    Protocol,
     RealServer,
+    ServiceProtocol,
     ServiceType,
     VirtualServer,
 )
@@ -106,7 +106,7 @@ EXAMPLE_A = Cluster(
             sorry_server=V4("192.168.10.50"),
             fwmark=0,
             port=80,
-            protocol=Protocol.TCP,
+            protocol=ServiceProtocol.TCP,
             scheduler="wlc",
             persistent=0,
             pmask=None,
@@ -171,7 +171,7 @@ EXAMPLE_B = Cluster(
             sorry_server=None,
             fwmark=80,
             port=80,
-            protocol=Protocol.TCP,
+            protocol=ServiceProtocol.TCP,
             scheduler="wlc",
             persistent=600,
             pmask=24,  # 255.255.255.0
@@ -237,7 +237,7 @@ EXAMPLE_D = Cluster(
             address=InterfaceAddress(V4("203.0.113.53"), "eth0:3"),
             active=True,
             port=53,
-            protocol=Protocol.UDP,
+            protocol=ServiceProtocol.UDP,
             send_program="/usr/local/sbin/check_dns %h",
             expect="OK",
             scheduler="rr",
@@ -331,7 +331,7 @@ def test_virtual_and_server_defaults() -> None:
         sorry_server=None,
         fwmark=0,
         port=80,
-        protocol=Protocol.TCP,
+        protocol=ServiceProtocol.TCP,
         scheduler="wlc",
         persistent=0,
         pmask=None,
@@ -351,7 +351,7 @@ def test_virtual_and_server_defaults() -> None:
 def test_failover_defaults() -> None:
     c = cluster(PRIMARY + "failover f {\n}\n")
     assert c.failovers == (FailoverService(
-        name="f", address=None, active=False, vip_nmask=None, port=80, protocol=Protocol.TCP,
+        name="f", address=None, active=False, vip_nmask=None, port=80, protocol=ServiceProtocol.TCP,
         send=None, expect=None, send_program=None, timeout=10.0, start_cmd=None,
         stop_cmd=None),)
 

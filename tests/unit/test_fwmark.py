@@ -148,8 +148,8 @@ def test_passive_range_is_used_in_both_syntaxes() -> None:
 def test_direct_routing_ftp_gets_marks_but_no_masquerade_and_a_persistence_warning() -> None:
     p = plan_of(DIRECT_FTP)
     assert p.rules == (
-        fwmark.Mark("ftp", p.rules[0].vip, fwmark.Protocol.TCP, 21, 21, 1, "virtual port"),
-        fwmark.Mark("ftp", p.rules[0].vip, fwmark.Protocol.TCP, 10000, 20000, 1,
+        fwmark.Mark("ftp", p.rules[0].vip, fwmark.ServiceProtocol.TCP, 21, 21, 1, "virtual port"),
+        fwmark.Mark("ftp", p.rules[0].vip, fwmark.ServiceProtocol.TCP, 10000, 20000, 1,
                     "FTP passive ports"))
     assert p.warnings == ("virtual ftp: FTP with a firewall mark but no 'persistent': a data "
                           "connection may reach another real server",)

@@ -24,7 +24,7 @@ from piranha.health.probe import (
     uses_default_http,
 )
 from piranha.health.types import Target
-from piranha.model import Protocol, VirtualServer
+from piranha.model import ServiceProtocol, VirtualServer
 
 
 @pytest.mark.parametrize(("text", "result"), [
@@ -164,15 +164,16 @@ def clock() -> float:
 
 @pytest.mark.parametrize(("vs", "probe"), [
     (VirtualServer("www"),
-     SocketProbe(Protocol.TCP, b"GET / HTTP/1.0\r\n\r\n", Prefix(b"HTTP"), clock)),
-    (VirtualServer("www", port=8080), SocketProbe(Protocol.TCP, None, None, clock)),
+     SocketProbe(ServiceProtocol.TCP, b"GET / HTTP/1.0\r\n\r\n", Prefix(b"HTTP"), clock)),
+    (VirtualServer("www", port=8080), SocketProbe(ServiceProtocol.TCP, None, None, clock)),
     (VirtualServer("www", send="HEAD / HTTP/1.0\\r\\n\\r\\n"),          # port 80, send set
-     SocketProbe(Protocol.TCP, b"HEAD / HTTP/1.0\r\n\r\n", None, clock)),
-    (VirtualServer("www", expect="SSH-"), SocketProbe(Protocol.TCP, None, Prefix(b"SSH-"), clock)),
-    (VirtualServer("dns", port=53, protocol=Protocol.UDP, send="q"),
-     SocketProbe(Protocol.UDP, b"q", AnyReply(), clock)),
+     SocketProbe(ServiceProtocol.TCP, b"HEAD / HTTP/1.0\r\n\r\n", None, clock)),
+    (VirtualServer("www", expect="SSH-"),
+     SocketProbe(ServiceProtocol.TCP, None, Prefix(b"SSH-"), clock)),
+    (VirtualServer("dns", port=53, protocol=ServiceProtocol.UDP, send="q"),
+     SocketProbe(ServiceProtocol.UDP, b"q", AnyReply(), clock)),
     (VirtualServer("rx", port=25, expect="^220 ", use_regex=True),
-     SocketProbe(Protocol.TCP, None, Pattern.compile(b"^220 "), clock)),
+     SocketProbe(ServiceProtocol.TCP, None, Pattern.compile(b"^220 "), clock)),
     (VirtualServer("prog", send="ignored", expect="OK\\n", send_program="/bin/check %h"),
      ProgramProbe("/bin/check %h", b"OK\n", clock)),
     (VirtualServer("prog", send_program="/bin/check"), ProgramProbe("/bin/check", None, clock)),
@@ -184,7 +185,7 @@ def test_probe_for(vs: VirtualServer, probe: object) -> None:
 def test_probe_for_suppress_keeps_backslashes() -> None:
     vs = VirtualServer("raw", port=7, send="a\\n", expect="b\\t")
     assert probe_for(vs, translate=False, clock=clock) == SocketProbe(
-        Protocol.TCP, b"a\\n", Prefix(b"b\\t"), clock)
+        ServiceProtocol.TCP, b"a\\n", Prefix(b"b\\t"), clock)
 
 
 def test_default_http_uses_the_virtual_port() -> None:

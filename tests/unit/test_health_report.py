@@ -16,31 +16,31 @@ from piranha.health.report import (
     encode,
 )
 from piranha.health.tracker import Transition
-from piranha.health.types import State
-from piranha.model import InterfaceAddress, Protocol, RealServer, VirtualServer
+from piranha.health.types import ServerState
+from piranha.model import InterfaceAddress, RealServer, ServiceProtocol, VirtualServer
 
-WEB = DestId(ip_address("10.0.0.80"), 80, Protocol.TCP, ip_address("10.0.0.1"), 8080)
-DNS6 = DestId(ip_address("2001:db8::53"), 53, Protocol.UDP, ip_address("2001:db8::1"), 53)
-MARKED = DestId(None, 0, Protocol.TCP, ip_address("10.0.0.2"), 21, fwmark=7)
+WEB = DestId(ip_address("10.0.0.80"), 80, ServiceProtocol.TCP, ip_address("10.0.0.1"), 8080)
+DNS6 = DestId(ip_address("2001:db8::53"), 53, ServiceProtocol.UDP, ip_address("2001:db8::1"), 53)
+MARKED = DestId(None, 0, ServiceProtocol.TCP, ip_address("10.0.0.2"), 21, fwmark=7)
 GOLDEN = ('{"at":12.5,"dest":{"fwmark":0,"proto":"tcp","rip":"10.0.0.1","rport":8080,'
           '"vip":"10.0.0.80","vport":80},"reason":"READ from 10.0.0.1:8080 got expected '
           'reply \'HTTP\'","state":"UP","v":1,"weight":3}\n')
 
 
 def test_golden_line() -> None:
-    report = HealthReport(WEB, State.UP, 3, "READ from 10.0.0.1:8080 got expected reply 'HTTP'",
-                          12.5)
+    report = HealthReport(WEB, ServerState.UP, 3,
+                          "READ from 10.0.0.1:8080 got expected reply 'HTTP'", 12.5)
     assert encode(report) == GOLDEN
     assert decode(GOLDEN) == report
 
 
 @pytest.mark.parametrize("report", [
-    HealthReport(WEB, State.UP, 3, "ok", 0.0),
-    HealthReport(WEB, State.DOWN, None, "CONNECT to 10.0.0.1:8080 timed out", 1e9),
-    HealthReport(WEB, State.DOWN, 0, "quiesced", 7),
-    HealthReport(WEB, State.UP, 0, "configured weight 0", 7),
-    HealthReport(DNS6, State.UP, 65535, "load 0.00: weight 60000 -> 65535", -3.25),
-    HealthReport(MARKED, State.UP, 1, "line one\nline two \u00e9\u2603 \"quoted\"", 2),
+    HealthReport(WEB, ServerState.UP, 3, "ok", 0.0),
+    HealthReport(WEB, ServerState.DOWN, None, "CONNECT to 10.0.0.1:8080 timed out", 1e9),
+    HealthReport(WEB, ServerState.DOWN, 0, "quiesced", 7),
+    HealthReport(WEB, ServerState.UP, 0, "configured weight 0", 7),
+    HealthReport(DNS6, ServerState.UP, 65535, "load 0.00: weight 60000 -> 65535", -3.25),
+    HealthReport(MARKED, ServerState.UP, 1, "line one\nline two \u00e9\u2603 \"quoted\"", 2),
 ])
 def test_round_trip(report: HealthReport) -> None:
     line = encode(report)
@@ -51,18 +51,18 @@ def test_round_trip(report: HealthReport) -> None:
 
 
 def test_long_reason_is_cut_to_fit_one_atomic_pipe_write() -> None:
-    report = HealthReport(WEB, State.DOWN, None, "\u2603" * 5000, 1.0)
+    report = HealthReport(WEB, ServerState.DOWN, None, "\u2603" * 5000, 1.0)
     line = encode(report)
     assert len(line) <= MAX_LINE
     back = decode(line)
     assert back.reason.endswith("...") and back.reason.startswith("\u2603" * 100)
-    assert back == HealthReport(WEB, State.DOWN, None, back.reason, 1.0)
+    assert back == HealthReport(WEB, ServerState.DOWN, None, back.reason, 1.0)
 
 
 def test_from_transition() -> None:
-    t = Transition(State.UP, State.DOWN, 0, "READ to 10.0.0.1:8080 timed out", 42.0)
+    t = Transition(ServerState.UP, ServerState.DOWN, 0, "READ to 10.0.0.1:8080 timed out", 42.0)
     assert HealthReport.from_transition(WEB, t) == HealthReport(
-        WEB, State.DOWN, 0, "READ to 10.0.0.1:8080 timed out", 42.0)
+        WEB, ServerState.DOWN, 0, "READ to 10.0.0.1:8080 timed out", 42.0)
 
 
 def test_dest_for_server() -> None:
@@ -150,4 +150,4 @@ def test_fwmark_report_may_have_no_vip() -> None:
 
 def test_encode_rejects_a_non_finite_time() -> None:
     with pytest.raises(ValueError):
-        encode(HealthReport(WEB, State.UP, 1, "", float("nan")))
+        encode(HealthReport(WEB, ServerState.UP, 1, "", float("nan")))

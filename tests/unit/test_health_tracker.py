@@ -7,7 +7,7 @@ from ipaddress import ip_address
 import pytest
 
 from piranha.health.tracker import HealthTracker, Mode, Transition
-from piranha.health.types import ProbeResult, State
+from piranha.health.types import ProbeResult, ServerState
 from piranha.health.weights import (
     adjust_period,
     initial_weight,
@@ -20,7 +20,7 @@ from piranha.health.weights import (
 )
 from piranha.model import RealServer, VirtualServer
 
-UP, DOWN = State.UP, State.DOWN
+UP, DOWN = ServerState.UP, ServerState.DOWN
 GOOD = ProbeResult(True, "READ from 10.0.0.1:80 got expected reply 'HTTP'")
 BAD = ProbeResult(False, "CONNECT to 10.0.0.1:80 timed out")
 

@@ -15,6 +15,7 @@ from piranha.heartbeat.events import (
     Activate,
     Announce,
     Deactivate,
+    DirectorState,
     Fault,
     LinkDown,
     LinkUp,
@@ -26,7 +27,6 @@ from piranha.heartbeat.events import (
     ReloadLvsd,
     SendHeartbeat,
     Start,
-    State,
     Step,
     Terminate,
     Tick,
@@ -36,7 +36,8 @@ from piranha.heartbeat.packet import Heartbeat, Magic
 
 K, D = 2.0, 5.0  # Piranha's defaults: keepalive 2, deadtime 5
 RUNNING, STOPPED = Heartbeat(Magic.RUNNING), Heartbeat(Magic.STOPPED)
-S, A, B, T = State.STANDBY, State.ACTIVE, State.BLOCKED, State.TERMINATED
+S, A, B = DirectorState.STANDBY, DirectorState.ACTIVE, DirectorState.BLOCKED
+T = DirectorState.TERMINATED
 
 
 def make(master: bool = True, **kw: Any) -> FailoverMachine:
@@ -70,14 +71,15 @@ def blocked(*faults: Fault, master: bool = True) -> FailoverMachine:
 
 def test_start_standby_arms_send_and_deadline() -> None:
     m = make()
-    assert m.state is State.INIT and m.next_deadline() == math.inf
-    assert m.handle(Start(100.0)) == Step(State.INIT, S, (), "started as master: standby")
+    assert m.state is DirectorState.INIT and m.next_deadline() == math.inf
+    assert m.handle(Start(100.0)) == Step(DirectorState.INIT, S, (), "started as master: standby")
     assert m.next_deadline() == 100.0 + K  # first heartbeat keepalive after start
 
 
 def test_start_forced_active() -> None:
     step = make(force_active=True).handle(Start(0.0))
-    assert step == Step(State.INIT, A, (Activate(),), "Forced active on startup: activating lvs")
+    assert step == Step(DirectorState.INIT, A, (Activate(),),
+                        "Forced active on startup: activating lvs")
 
 
 def test_lone_master_is_silent_and_activates_at_deadtime() -> None:
@@ -358,7 +360,7 @@ def test_terminate_when_active() -> None:
 def test_terminate_standby_and_lone_master() -> None:
     assert standby().handle(Terminate(1.0, 2)).actions == (SendHeartbeat(Magic.STOPPED),)
     assert standby(backup_active=False).handle(Terminate(1.0, 2)).actions == ()
-    assert make().handle(Terminate(0.0)) == Step(State.INIT, T, (),
+    assert make().handle(Terminate(0.0)) == Step(DirectorState.INIT, T, (),
                                                  "Terminating due to signal 15")
 
 

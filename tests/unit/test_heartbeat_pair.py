@@ -13,14 +13,16 @@ from piranha.heartbeat.events import (
     Activate,
     Announce,
     Deactivate,
+    DirectorState,
     LinkDown,
     LinkUp,
     LvsdExited,
     PeerHeard,
-    State,
     Terminate,
 )
-from piranha.heartbeat.linkpair import (
+from piranha.heartbeat.machine import FailoverMachine
+from piranha.heartbeat.packet import Magic, Reason, encode
+from testkit.linkpair import (
     BACKUP,
     PRIMARY,
     PRIVATE,
@@ -29,12 +31,10 @@ from piranha.heartbeat.linkpair import (
     HeartbeatPath,
     LinkPair,
 )
-from piranha.heartbeat.machine import FailoverMachine
-from piranha.heartbeat.packet import Magic, Reason, encode
 
 K, D = 2.0, 5.0
 KEY = b"shared heartbeat key for tests!!"
-S, A, B = State.STANDBY, State.ACTIVE, State.BLOCKED
+S, A, B = DirectorState.STANDBY, DirectorState.ACTIVE, DirectorState.BLOCKED
 
 
 def machine(master: bool, keepalive: float = K, deadtime: float = D, **kw: Any) -> FailoverMachine:
@@ -86,7 +86,8 @@ def test_normal_start_primary_active_backup_standby() -> None:
     assert {d.path for d in link.wire} == {PUBLIC, PRIVATE}
     assert link.wire[-1].data == bytes.fromhex("dadbadbd" if link.wire[-1].sender == PRIMARY
                                                else "bddabdad")
-    assert link[BACKUP].transitions() == [(1.0, State.INIT, S, "started as backup: standby")]
+    assert link[BACKUP].transitions() == [(1.0, DirectorState.INIT, S,
+                                           "started as backup: standby")]
 
 
 def test_backup_started_long_before_stays_active_no_failback() -> None:

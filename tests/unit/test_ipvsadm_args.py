@@ -27,9 +27,10 @@ from piranha.ipvsadm.args import COMMANDS, LEGALITY, OPTIONS, POPT_TABLE, parse
 from piranha.ipvsadm.commands import Exit, PoptFailure
 from piranha.ipvsadm.ops import command_op, prefix_of_mask
 from piranha.ipvsadm.popt import PoptError, Scanner
-from piranha.ipvsadm.values import StaticResolver, inet_aton, string_to_number
+from piranha.ipvsadm.values import inet_aton, string_to_number
+from testkit.lookup import StaticLookup
 
-RESOLVER = StaticResolver({"web1": ip_address("10.0.0.5"), "v6only": ip_address("2001:db8::5")},
+RESOLVER = StaticLookup({"web1": ip_address("10.0.0.5"), "v6only": ip_address("2001:db8::5")},
                           {("http", "tcp"): 80, ("domain", "udp"): 53})
 
 #: ipvsadm.c's commands_v_options, copied character for character (columns in OPTIONS order,

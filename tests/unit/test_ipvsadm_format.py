@@ -8,10 +8,10 @@ import pytest
 
 from piranha.ipvs.types import Dest, Forward, Proto, Service, ServiceKey, SvcFlags, Table, TunType
 from piranha.ipvsadm.format import Fmt, Namer, header, largenum, render_services
-from piranha.ipvsadm.values import StaticResolver
+from testkit.lookup import StaticLookup
 from testkit.tables import DNS6, INFO, MARK7, example_table, lines, save_table
 
-NUMERIC = Namer(True, StaticResolver({}, {}))
+NUMERIC = Namer(True, StaticLookup({}, {}))
 
 
 def listing(table: Table, fmt: Fmt, namer: Namer = NUMERIC) -> str:
@@ -149,7 +149,7 @@ def test_largenum_exact(value, text):
 
 def test_names_are_resolved_and_ipv4_columns_truncated():
     long_name = "ip-172-20-39-170.us-west-2.compute.internal"
-    resolver = StaticResolver(
+    resolver = StaticLookup(
         {long_name: ip_address("172.20.39.170"),
          "ip-172-20-35-14.us-west-2.compute.internal": ip_address("172.20.35.14")},
         {("http", "tcp"): 80})
@@ -178,7 +178,7 @@ def test_ipv6_names_are_never_truncated_and_push_columns():
 
 def test_names_longer_than_59_characters_are_cut():
     name = "a" * 70
-    resolver = StaticResolver({name: ip_address("2001:db8::1")}, {})
+    resolver = StaticLookup({name: ip_address("2001:db8::1")}, {})
     namer = Namer(False, resolver)
     assert namer.addrport(ip_address("2001:db8::1"), 80, 6) == "[" + "a" * 58
 
@@ -219,7 +219,7 @@ def test_tunnel_rules_for_every_type_and_checksum():
 
 
 def test_fwmark_dest_ports_are_never_named():
-    resolver = StaticResolver({}, {("domain", "tcp"): 53, ("domain", "udp"): 53})
+    resolver = StaticLookup({}, {("domain", "tcp"): 53, ("domain", "udp"): 53})
     dest = Dest(ip_address("10.0.0.1"), 53, Forward.MASQ, 1)
     table = Table((Service(MARK7, "rr"),), {MARK7: (dest,)})
     out = render_services(table.services, table, Fmt.NONE, Namer(False, resolver))

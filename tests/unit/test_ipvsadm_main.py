@@ -14,8 +14,8 @@ from piranha.errors import IpvsUnavailable
 from piranha.ipvs.types import AddDest, AddService, Daemon, DaemonState
 from piranha.ipvsadm import main as cli
 from piranha.ipvsadm.main import main
-from piranha.ipvsadm.values import StaticResolver
 from testkit.ipvs import StubIpvs, TableBackend
+from testkit.lookup import StaticLookup
 from testkit.tables import example_table, lines
 
 PROC = lines(
@@ -39,7 +39,7 @@ def run(argv, backend=None, stdin="", **kw):
 def test_connection_listing(tmp_path):
     proc = tmp_path / "ip_vs_conn"
     proc.write_text(PROC)
-    resolver = StaticResolver({}, {("http", "tcp"): 80, ("domain", "udp"): 53})
+    resolver = StaticLookup({}, {("http", "tcp"): 80, ("domain", "udp"): 53})
     out, err, status = run(["-Lc"], conn_path=str(proc), resolver=resolver)
     assert (err, status) == ("", 0)
     assert out == lines(

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from piranha.ipvs.types import Proto, Service, ServiceKey, SvcFlags
 from piranha.ipvsadm.main import main
+from testkit.examples import examples
 from testkit.ipvs import RecordingFake
 from testkit.ipvsadm_gen import GenService, GenTable, canonical_save, restore_script, tables
 
@@ -31,7 +32,7 @@ def run(argv, backend, stdin=""):
     return out.getvalue(), err.getvalue(), status
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tables(), st.randoms(use_true_random=False), st.sampled_from([0, 0, 1, 0x80, 0xFF]))
 def test_restore_then_save_is_canonical(table, rng: random.Random, salt: int):
     backend = RecordingFake(salt=salt)

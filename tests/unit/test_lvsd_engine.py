@@ -6,7 +6,7 @@ import os
 import signal
 from ipaddress import ip_address
 
-from piranha.health.types import State
+from piranha.health.types import ServerState
 from piranha.ipvs.fake import FakeIpvs
 from piranha.ipvs.types import (
     AddDest,
@@ -36,25 +36,25 @@ def test_start_programs_the_service_and_only_healthy_servers() -> None:
     assert lab.ipvs.dump().services[0].key == KEY
     assert lab.weights() == {}  # nothing reported yet: no real server is in
     assert len(lab.runner.spawned) == 2
-    assert lab.report(dest(11), State.UP, 3)
+    assert lab.report(dest(11), ServerState.UP, 3)
     assert lab.weights() == {"10.200.0.11:80": 3}
 
 
 def test_down_report_removes_and_quiesce_keeps_weight_zero() -> None:
     lab = make_lab(TWO)
-    lab.report(dest(11), State.UP, 3)
-    lab.report(dest(11), State.DOWN, None, "CONNECT to 10.200.0.11:80 failed")
+    lab.report(dest(11), ServerState.UP, 3)
+    lab.report(dest(11), ServerState.DOWN, None, "CONNECT to 10.200.0.11:80 failed")
     assert lab.weights() == {}
     assert 'rs=10.200.0.11:80 vs=web UP->DOWN weight=absent reason="CONNECT to ' \
            '10.200.0.11:80 failed"' in lab.log.lines
-    lab.report(dest(11), State.UP, 3)
-    lab.report(dest(11), State.DOWN, 0)
+    lab.report(dest(11), ServerState.UP, 3)
+    lab.report(dest(11), ServerState.DOWN, 0)
     assert lab.weights() == {"10.200.0.11:80": 0}
 
 
 def test_drift_is_repaired_and_foreign_services_are_left_alone() -> None:
     lab = make_lab(TWO)
-    lab.report(dest(11), State.UP, 3)
+    lab.report(dest(11), ServerState.UP, 3)
     foreign = ServiceKey.inet(Proto.TCP, ip_address("198.51.100.99"), 80)
     lab.ipvs.apply([AddService(Service(foreign, "rr")),
                     DelDest(KEY, DestKey(ip_address("10.200.0.11"), 80))])
@@ -66,7 +66,7 @@ def test_drift_is_repaired_and_foreign_services_are_left_alone() -> None:
 
 def test_already_done_errors_are_forgiven_and_replanned() -> None:
     lab = make_lab(TWO)
-    lab.report(dest(11), State.UP, 3)
+    lab.report(dest(11), ServerState.UP, 3)
     ipvs = lab.ipvs
     racing = []
     real_apply = ipvs.apply
@@ -78,7 +78,7 @@ def test_already_done_errors_are_forgiven_and_replanned() -> None:
         return real_apply(ops)
 
     ipvs.apply = apply  # type: ignore[method-assign]
-    lab.report(dest(12), State.UP, 1)
+    lab.report(dest(12), ServerState.UP, 1)
     assert lab.weights() == {"10.200.0.11:80": 3, "10.200.0.12:80": 1}
     assert any("(already done)" in line for line in lab.log.lines)
 
@@ -89,35 +89,35 @@ def test_sorry_server_goes_in_when_all_are_down_and_out_when_one_is_up() -> None
     lab.clock.now += 2
     lab.engine.reconcile()
     assert lab.weights() == {"10.200.0.99:80": 1}
-    lab.report(dest(11), State.UP, 1)
+    lab.report(dest(11), ServerState.UP, 1)
     assert lab.weights() == {"10.200.0.11:80": 1}
-    lab.report(dest(11), State.DOWN, None)
+    lab.report(dest(11), ServerState.DOWN, None)
     assert lab.weights() == {"10.200.0.99:80": 1}
 
 
 def test_restart_adopts_the_table_without_touching_it() -> None:
     ipvs = FakeIpvs(interfaces=("lo",))
     first = make_lab(TWO, ipvs)
-    first.report(dest(11), State.UP, 3)
-    first.report(dest(12), State.UP, 1)
+    first.report(dest(11), ServerState.UP, 3)
+    first.report(dest(12), ServerState.UP, 1)
     before = ipvs.dump()
     second = make_lab(TWO, ipvs)
     assert ipvs.dump() == before
     assert second.adopted == {dest(11): 3, dest(12): 1}
-    assert second.engine.health[dest(11)].state is State.UP
+    assert second.engine.health[dest(11)].state is ServerState.UP
     assert second.engine.reconcile() == []
 
 
 def test_report_from_a_replaced_nanny_is_ignored() -> None:
     lab = make_lab(TWO)
     from piranha.health.report import HealthReport
-    assert not lab.engine.on_report(4242, HealthReport(dest(11), State.UP, 3, "x", 0.0))
+    assert not lab.engine.on_report(4242, HealthReport(dest(11), ServerState.UP, 3, "x", 0.0))
     assert lab.weights() == {}
 
 
 def test_dead_nanny_is_restarted_with_backoff_and_adopts_the_weight() -> None:
     lab = make_lab(TWO)
-    lab.report(dest(11), State.UP, 3)
+    lab.report(dest(11), ServerState.UP, 3)
     old = lab.pid(dest(11))
     assert not lab.engine.on_exit(old, status_of(1))
     lab.engine.tick()
@@ -137,8 +137,8 @@ def test_hard_shutdown_takes_lvsd_down_on_a_nanny_death() -> None:
 
 def test_reload_with_one_changed_weight_issues_one_edit_and_keeps_the_rest() -> None:
     lab = make_lab(TWO)
-    lab.report(dest(11), State.UP, 3)
-    lab.report(dest(12), State.UP, 1)
+    lab.report(dest(11), ServerState.UP, 3)
+    lab.report(dest(12), ServerState.UP, 1)
     web2 = lab.pid(dest(12))
     from testkit.lvsd import cluster
     lab.engine.reload(cluster(conf(server("web1", 11, weight=5) + server("web2", 12))))
@@ -163,7 +163,7 @@ def test_reload_changes_scheduler_and_drops_removed_virtuals() -> None:
 
 def test_drain_sets_weight_zero_then_removes_at_zero_connections() -> None:
     lab = make_lab(TWO)
-    lab.report(dest(11), State.UP, 3)
+    lab.report(dest(11), ServerState.UP, 3)
     conns = {"n": 2}
     real_dump = lab.ipvs.dump
 
@@ -180,7 +180,7 @@ def test_drain_sets_weight_zero_then_removes_at_zero_connections() -> None:
     conns["n"] = 0
     lab.engine.reconcile()
     assert lab.weights() == {}
-    lab.report(dest(11), State.UP, 3)
+    lab.report(dest(11), ServerState.UP, 3)
     assert lab.weights() == {}  # drained stays out whatever health says
     ok, _ = lab.control(Request("enable", "web", "10.200.0.11"))
     assert ok and lab.weights() == {"10.200.0.11:80": 3}
@@ -189,7 +189,7 @@ def test_drain_sets_weight_zero_then_removes_at_zero_connections() -> None:
 def test_drain_deadline_removes_a_busy_entry_and_drains_survive_restart(tmp_path) -> None:
     ipvs, state = FakeIpvs(interfaces=("lo",)), str(tmp_path / "state.json")
     lab = make_lab(TWO, ipvs, state)
-    lab.report(dest(11), State.UP, 3)
+    lab.report(dest(11), ServerState.UP, 3)
     real_dump = ipvs.dump
 
     def busy():
@@ -203,7 +203,7 @@ def test_drain_deadline_removes_a_busy_entry_and_drains_survive_restart(tmp_path
     assert lab.weights() == {"10.200.0.11:80": 0}
     second = make_lab(TWO, ipvs, state, Clock(lab.clock.now + 1))
     assert dest(11) in second.engine.drains
-    second.report(dest(11), State.UP, 3)
+    second.report(dest(11), ServerState.UP, 3)
     assert second.weights() == {"10.200.0.11:80": 0}
     second.clock.now += 10
     second.engine.reconcile()
@@ -225,7 +225,7 @@ def test_shutdown_removes_owned_services_and_stops_nannies() -> None:
     lab = make_lab(TWO)
     foreign = ServiceKey.inet(Proto.TCP, ip_address("198.51.100.99"), 80)
     lab.ipvs.apply([AddService(Service(foreign, "rr"))])
-    lab.report(dest(11), State.UP, 3)
+    lab.report(dest(11), ServerState.UP, 3)
     lab.engine.shutdown()
     assert [s.key for s in lab.ipvs.dump().services] == [foreign]
     assert len(lab.runner.terms()) == 2
@@ -233,8 +233,8 @@ def test_shutdown_removes_owned_services_and_stops_nannies() -> None:
 
 def test_slow_start_weight_reports_edit_in_place() -> None:
     lab = make_lab(TWO)
-    lab.report(dest(11), State.UP, 1)
-    lab.report(dest(11), State.UP, 2, "slow start: weight 1 -> 2")
+    lab.report(dest(11), ServerState.UP, 1)
+    lab.report(dest(11), ServerState.UP, 2, "slow start: weight 1 -> 2")
     assert lab.weights() == {"10.200.0.11:80": 2}
     assert 'rs=10.200.0.11:80 vs=web UP weight 1->2 reason="slow start: weight 1 -> 2"' \
         in lab.log.lines

@@ -6,7 +6,7 @@ import functools
 import time
 from ipaddress import ip_address
 
-from piranha.health.types import State
+from piranha.health.types import ServerState
 from piranha.ipvs.fake import FakeIpvs
 from piranha.ipvs.types import AddDest, Dest, Forward, Proto, ServiceKey, Timeouts
 from piranha.supervise.zygote import ZygoteRunner
@@ -46,19 +46,19 @@ def test_timeouts_are_set_when_given_and_changed_on_reload() -> None:
 
 def test_reload_adds_and_removes_servers_and_keeps_the_others() -> None:
     lab = make_lab(TWO)
-    lab.report(dest(11), State.UP, 1)
-    lab.report(dest(12), State.UP, 1)
+    lab.report(dest(11), ServerState.UP, 1)
+    lab.report(dest(12), ServerState.UP, 1)
     web1 = lab.pid(dest(11))
     lab.engine.reload(cluster(conf(server("web1", 11, weight=3) + server("web3", 13))))
     assert lab.pid(dest(11)) == web1
     assert dest(12) not in lab.engine.specs and dest(13) in lab.engine.specs
     assert lab.weights() == {"10.200.0.11:80": 1}
-    assert lab.engine.health[dest(13)].state is State.DOWN
+    assert lab.engine.health[dest(13)].state is ServerState.DOWN
 
 
 def test_reload_changing_a_check_restarts_only_that_nanny_and_keeps_its_state() -> None:
     lab = make_lab(TWO)
-    lab.report(dest(11), State.UP, 1)
+    lab.report(dest(11), ServerState.UP, 1)
     web1, web2 = lab.pid(dest(11)), lab.pid(dest(12))
     lab.engine.reload(cluster(TWO.replace("timeout = 1", "timeout = 2")))
     assert lab.pid(dest(11)) != web1 and lab.pid(dest(12)) != web2
@@ -72,10 +72,10 @@ def test_adopting_a_quiesced_entry_and_a_stray_weight_zero() -> None:
     quiet = conf(server("web1", 11, weight=3) + server("web2", 12, weight=3),
                  extra="quiesce_server = 1")
     first = make_lab(quiet, ipvs)
-    first.report(dest(11), State.UP, 3)
-    first.report(dest(11), State.DOWN, 0)
+    first.report(dest(11), ServerState.UP, 3)
+    first.report(dest(11), ServerState.DOWN, 0)
     second = make_lab(quiet, ipvs)
-    assert second.engine.health[dest(11)].state is State.DOWN
+    assert second.engine.health[dest(11)].state is ServerState.DOWN
     assert second.weights() == {"10.200.0.11:80": 0}
     ipvs.apply([AddDest(KEY, Dest(ip_address("10.200.0.12"), 80, Forward.MASQ, 0))])
     plain = make_lab(TWO, ipvs)

@@ -163,14 +163,14 @@ def test_zygote_runner_spawns_reaps_and_kills() -> None:
 def test_op_text_is_the_save_line_of_ipvsadm() -> None:
     from piranha.ipvs.types import Table
     from piranha.ipvsadm.format import Fmt, Namer, render_services
-    from piranha.ipvsadm.values import StaticResolver
+    from testkit.lookup import StaticLookup
 
     v6 = ServiceKey.inet(Proto.TCP, ip_address("2001:db8::80"), 443)
     services = (Service(KEY, "rr", SvcFlags.PERSISTENT, 300, 24),
                 Service(v6, "sh", SvcFlags.PERSISTENT | SvcFlags.SCHED1, 60, 64))
     dests = {KEY: (D,), v6: (Dest(ip_address("2001:db8::11"), 443, Forward.TUNNEL, 2),)}
     saved = render_services(list(services), Table(services, dests), Fmt.RULE | Fmt.NUMERIC,
-                            Namer(True, StaticResolver({}, {})))
+                            Namer(True, StaticLookup({}, {})))
     ours = [op_text(AddService(s))[len("ipvsadm "):] for s in services]
     ours += [op_text(AddDest(k, d))[len("ipvsadm "):] for k, ds in dests.items() for d in ds]
     assert sorted(saved.splitlines()) == sorted(ours)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import os
 
-from piranha.health.types import State
+from piranha.health.types import ServerState
 from piranha.ipvs.fake import FakeIpvs
 from piranha.lvsd.book import Drain, Health, HealthBook
 from piranha.lvsd.drains import Drains
@@ -18,8 +18,8 @@ TWO = conf(server("web1", 11, weight=3) + server("web2", 12))
 
 def test_decide_changes_nothing_and_says_which_drains_finish() -> None:
     lab = make_lab(TWO)
-    lab.report(dest(11), State.UP, 3)
-    lab.report(dest(12), State.UP, 1)
+    lab.report(dest(11), ServerState.UP, 3)
+    lab.report(dest(12), ServerState.UP, 1)
     engine = lab.engine
     drains = {dest(11): Drain(1.0, 9e9)}  # no connections: its entry goes now
     world = World(engine.cluster, engine.where, engine.health.view(), drains, frozenset(),
@@ -42,7 +42,7 @@ def test_every_change_of_a_book_moves_its_generation() -> None:
     assert drains.enable(dest(11)) and not drains.enable(dest(11))
     seen.append(drains.generation)
     assert seen == [0, 3]
-    health.set(dest(11), Health(State.UP, 1, 0.0, "probe"))
+    health.set(dest(11), Health(ServerState.UP, 1, 0.0, "probe"))
     health.drop(dest(11))
     health.drop(dest(11))
     assert health.generation == 2 and health.get(dest(11)) is None
@@ -68,7 +68,7 @@ def test_the_status_generation_moves_with_reports_and_nannies() -> None:
     lab = make_lab(TWO, FakeIpvs(interfaces=("lo",)))
     before = lab.engine.generation()
     assert lab.engine.generation() == before
-    lab.report(dest(11), State.UP, 3)
+    lab.report(dest(11), ServerState.UP, 3)
     after_report = lab.engine.generation()
     assert after_report != before
     lab.engine.on_exit(lab.pid(dest(12)), 0)

@@ -13,8 +13,8 @@ from piranha.health.check import CheckSpec
 from piranha.health.nannyloop import NannyLoop
 from piranha.health.probe import ProgramProbe, SocketProbe
 from piranha.health.report import DestId
-from piranha.health.types import ProbeResult, State, Target
-from piranha.model import Protocol
+from piranha.health.types import ProbeResult, ServerState, Target
+from piranha.model import ServiceProtocol
 from testkit.lvsd import cluster, conf, dest, server
 
 
@@ -48,7 +48,7 @@ def run(spec_: CheckSpec, results: list[bool], adopt=None):
 def test_first_good_probe_admits_then_a_failure_removes() -> None:
     loop, clock, sent, probe = run(spec(), [True, True, False])
     assert loop.step() == pytest.approx(1.0)
-    assert [(r.state, r.weight) for r in sent] == [(State.UP, 1)]
+    assert [(r.state, r.weight) for r in sent] == [(ServerState.UP, 1)]
     assert probe.calls[0] == (Target(ip_address("10.200.0.11"), 80), 1.0)
     assert loop.step() == pytest.approx(1.0)  # not due yet: no probe
     assert len(probe.calls) == 1
@@ -56,7 +56,7 @@ def test_first_good_probe_admits_then_a_failure_removes() -> None:
     loop.step()
     clock[0] += 1.0
     loop.step()
-    assert [(r.state, r.weight) for r in sent] == [(State.UP, 1), (State.DOWN, None)]
+    assert [(r.state, r.weight) for r in sent] == [(ServerState.UP, 1), (ServerState.DOWN, None)]
     assert sent[-1].dest == dest(11) and sent[-1].reason == "CONNECT refused"
 
 
@@ -65,45 +65,46 @@ def test_reentry_needs_reentry_over_timeout_good_probes() -> None:
     for _ in range(4):
         loop.step()
         clock[0] += 1.0
-    assert [r.state for r in sent] == [State.UP, State.DOWN, State.UP]  # 2 good after failure
+    # 2 good after failure
+    assert [r.state for r in sent] == [ServerState.UP, ServerState.DOWN, ServerState.UP]
 
 
 def test_adopted_server_stays_in_and_confirms_with_its_first_verdict() -> None:
     loop, clock, sent, _ = run(spec(weight=8), [True, True, False], adopt=8)
     loop.step()
-    assert [(r.state, r.weight, r.reason) for r in sent] == [(State.UP, 8, "ok")]
+    assert [(r.state, r.weight, r.reason) for r in sent] == [(ServerState.UP, 8, "ok")]
     clock[0] += 1.0
     loop.step()
     assert len(sent) == 1  # nothing new to say
     clock[0] += 1.0
     loop.step()
-    assert [(r.state, r.weight) for r in sent][1:] == [(State.DOWN, None)]
+    assert [(r.state, r.weight) for r in sent][1:] == [(ServerState.DOWN, None)]
 
 
 def test_first_failed_probe_of_a_new_server_is_told_too() -> None:
     loop, _, sent, _ = run(spec(), [False])
     loop.step()
-    assert [(r.state, r.weight, r.reason) for r in sent] == [(State.DOWN, None,
+    assert [(r.state, r.weight, r.reason) for r in sent] == [(ServerState.DOWN, None,
                                                               "CONNECT refused")]
 
 
 def test_adopt_rules() -> None:
     quiet = spec(extra="quiesce_server = 1")
-    assert quiet.tracker(0).entry_weight == 0 and quiet.tracker(0).state is State.DOWN
+    assert quiet.tracker(0).entry_weight == 0 and quiet.tracker(0).state is ServerState.DOWN
     assert spec().tracker(0).entry_weight is None
     assert spec().tracker(5).entry_weight == 5
-    assert spec().tracker(None).state is State.DOWN
+    assert spec().tracker(None).state is ServerState.DOWN
 
 
 def test_signals_force_down_up_and_resume() -> None:
     loop, clock, sent, probe = run(spec(), [True, True])
     loop.step()
     loop.on_signal(signal.SIGUSR1)
-    assert sent[-1].state is State.DOWN and "SIGUSR1" in sent[-1].reason
+    assert sent[-1].state is ServerState.DOWN and "SIGUSR1" in sent[-1].reason
     clock[0] += 5
     assert loop.step() == math.inf and len(probe.calls) == 1  # frozen: no probes
     loop.on_signal(signal.SIGUSR2)
-    assert sent[-1].state is State.UP and sent[-1].weight == 1
+    assert sent[-1].state is ServerState.UP and sent[-1].weight == 1
     loop.on_signal(signal.SIGHUP)
     loop.step()
     assert len(probe.calls) == 2
@@ -126,8 +127,8 @@ def test_command_line_is_piranhas() -> None:
          "-x", "PONG", "-q", "--regex", "-a", "15", "-I", "/sbin/ipvsadm", "-t", "0.5", "-w", "4",
          "-V", "10.0.0.80", "-M", "g", "-U", "none", "--nodaemon", "--lvs"])
     s = nanny.spec_from_args(args)
-    assert s.dest == DestId(ip_address("10.0.0.80"), 80, Protocol.UDP, ip_address("10.0.0.2"),
-                            8080, 3)
+    assert s.dest == DestId(ip_address("10.0.0.80"), 80, ServiceProtocol.UDP,
+                            ip_address("10.0.0.2"), 8080, 3)
     assert (s.send, s.expect, s.use_regex, s.quiesce, s.timeout, s.reentry, s.weight) == (
         "PING\\r\\n", "PONG", True, True, 0.5, 15.0, 4)
     assert s.loadcmd is None

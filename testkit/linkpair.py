@@ -17,11 +17,11 @@ from dataclasses import dataclass, field, replace
 
 from piranha.heartbeat.events import (
     Action,
+    DirectorState,
     Event,
     PeerHeard,
     SendHeartbeat,
     Start,
-    State,
     Step,
     Tick,
 )
@@ -86,15 +86,15 @@ class Director:
     rejected: list[tuple[float, Rejected]] = field(default_factory=list)
 
     @property
-    def state(self) -> State:
+    def state(self) -> DirectorState:
         """The machine's state."""
         return self.machine.state
 
     def listening(self) -> bool:
         """True while this director handles events."""
-        return self.up and self.started and self.machine.state is not State.TERMINATED
+        return self.up and self.started and self.machine.state is not DirectorState.TERMINATED
 
-    def transitions(self) -> list[tuple[float, State, State, str | None]]:
+    def transitions(self) -> list[tuple[float, DirectorState, DirectorState, str | None]]:
         """Every state change as (time, before, after, reason)."""
         return [(r.at, r.step.before, r.step.after, r.step.reason) for r in self.records
                 if r.step.before is not r.step.after]

@@ -1,0 +1,19 @@
+"""Small text forms shared by the daemons, the admin tool and the web tool."""
+
+from __future__ import annotations
+
+
+def hostport(addr: object, port: int) -> str:
+    """``addr:port``, with brackets around an IPv6 address (as in URLs and ipvsadm)."""
+    text = str(addr)
+    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
+
+
+def ago(seconds: float) -> str:
+    """A short duration: ``42s``, ``7m``, ``3.5h`` (negative counts as 0)."""
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
