@@ -18,16 +18,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from piranha.errors import PiranhaError
+from piranha.heartbeat.transport import Path
 from piranha.model import Cluster, IPAddress, Network
-
-
-@dataclass(frozen=True)
-class Path:
-    """One heartbeat path: bind to ``local``, send to and accept from ``partner``."""
-
-    name: str  # "public" or "private"
-    local: IPAddress
-    partner: IPAddress
 
 
 @dataclass(frozen=True)

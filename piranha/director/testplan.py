@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from piranha.director.build import lvsd_argv
-from piranha.director.plan import Path, Settings
+from piranha.director.plan import Settings
 from piranha.heartbeat.packet import PlainCodec
-from piranha.heartbeat.transport import BindError, Transport
+from piranha.heartbeat.transport import BindError, Path, Transport
 from piranha.model import Cluster, IPAddress
 
 

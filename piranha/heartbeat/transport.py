@@ -14,13 +14,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from piranha.director.plan import Path
 from piranha.errors import PiranhaError
 from piranha.heartbeat.packet import Codec, Heartbeat, Magic, Rejected
+from piranha.model import IPAddress
 
 #: datagrams read per path and wake-up at most (a flood must not starve the timers)
 MAX_READ = 64
 
+
+
+@dataclass(frozen=True)
+class Path:
+    """One heartbeat path: bind to ``local``, send to and accept from ``partner``."""
+
+    name: str  # "public" or "private"
+    local: IPAddress
+    partner: IPAddress
 
 class BindError(PiranhaError, OSError):
     """A heartbeat address could not be bound; the message names the address and port."""

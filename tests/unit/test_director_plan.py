@@ -7,7 +7,8 @@ from ipaddress import ip_address
 import pytest
 
 from piranha.config import loads
-from piranha.director.plan import Path, PlanError, Vip, is_master, paths, settings, vips
+from piranha.director.plan import PlanError, Vip, is_master, paths, settings, vips
+from piranha.heartbeat.transport import Path
 
 BASE = """\
 primary = 198.51.100.1
