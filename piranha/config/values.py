@@ -90,6 +90,10 @@ def single(tokens: tuple[Token, ...]) -> Token:
     return tokens[0]
 
 
+#: digits an integer may have (far beyond any keyword's range; Python refuses > 4300)
+MAX_DIGITS = 40
+
+
 def parse_int(token: Token, ctx: Context) -> int:
     """An integer the way C's strtol(s, 0) reads it (0x10 hex, 010 octal)."""
     text = token.text
@@ -97,10 +101,14 @@ def parse_int(token: Token, ctx: Context) -> int:
         raise Invalid(token, f"expected an integer, found '{text}'")
     sign = -1 if text.startswith("-") else 1
     digits = text.lstrip("+-")
-    if digits[:2].lower() == "0x":
-        return sign * int(digits[2:], 16)
+    hexadecimal = digits[:2].lower() == "0x"
+    significant = (digits[2:] if hexadecimal else digits).lstrip("0") or "0"
+    if len(significant) > MAX_DIGITS:  # no keyword takes one; int() would refuse it
+        raise Invalid(token, f"integer too large ({len(digits)} digits)")
+    if hexadecimal:
+        return sign * int(significant, 16)
     if len(digits) > 1 and digits.startswith("0"):
-        value = int(digits, 8)
+        value = int(significant, 8)
         ctx.warn(token, f"'{text}' is octal (a leading 0 means base 8), read as {sign * value}")
         return sign * value
     return sign * int(digits)

@@ -196,7 +196,11 @@ class PulseLoop:
                     self.log.info("SIGHUP forwarded to lvsd")
 
     def _hangup(self, now: float) -> None:
-        event = None if self.reload is None else self.reload(now, self)
+        try:
+            event = None if self.reload is None else self.reload(now, self)
+        except Exception:  # noqa: BLE001 - a reload never takes the running pulse down
+            self.log.exception("reload: unexpected failure; the running configuration stays")
+            return
         if event is not None:
             self._handle(event)
 

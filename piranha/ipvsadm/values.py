@@ -78,6 +78,10 @@ class SystemLookup:
             return None
 
 
+#: digits beyond which a number overflows every C integer (Python refuses int() of > 4300)
+MAX_DIGITS = 40
+
+
 def strtol(s: str, base: int = 10) -> tuple[int, int, bool]:
     """C ``strtol``: (value, characters consumed (0 = no number), overflowed)."""
     i = 0
@@ -93,7 +97,10 @@ def strtol(s: str, base: int = 10) -> tuple[int, int, bool]:
         i += 1
     if i == start:
         return 0, 0, False
-    value = sign * int(s[start:i], base)
+    significant = s[start:i].lstrip("0") or "0"
+    if len(significant) > MAX_DIGITS:
+        return (LONG_MAX if sign > 0 else LONG_MIN), i, True  # overflowed, as C's strtol says
+    value = sign * int(significant, base)
     if value > LONG_MAX or value < LONG_MIN:
         return (LONG_MAX if value > 0 else LONG_MIN), i, True
     return value, i, False
@@ -119,12 +126,20 @@ def _strtoul0(s: str) -> tuple[int, int]:
         end = 2
         while end < len(s) and s[end] in string.hexdigits:
             end += 1
-        return int(s[2:end], 16), end
+        return _capped(s[2:end], 16), end
     base, digits = (8, string.octdigits) if s[0] == "0" else (10, string.digits)
     end = 1
     while end < len(s) and s[end] in digits:
         end += 1
-    return int(s[:end], base), end
+    return _capped(s[:end], base), end
+
+
+def _capped(digits: str, base: int) -> int:
+    """``int(digits, base)``, or ULONG_MAX + 1 for more digits than any C integer holds."""
+    significant = digits.lstrip("0") or "0"
+    if len(significant) > MAX_DIGITS:
+        return 2**64
+    return int(significant, base)
 
 
 #: a plain dotted quad (no leading zeros, which inet_aton reads as octal), optional ":port"

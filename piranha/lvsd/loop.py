@@ -94,7 +94,11 @@ class Daemon:
                 self.log.info(f"shutting down due to signal {max(signums)}")
                 return self._stop(0)
             if signal.SIGHUP in signums:
-                self._reload()
+                try:
+                    self._reload()
+                except Exception:  # noqa: BLE001 - a reload never takes the running lvsd down
+                    self.log.exception("reload: unexpected failure; the running configuration "
+                                       "stays")
             self.engine.tick()
             timer = self.clock() >= next_timer
             if reported or timer or not woke:

@@ -801,3 +801,17 @@ def test_loads_accepts_bytes_and_text() -> None:
     text = one_virtual('     expect = "caf\u00e9"\n')
     assert cluster(text) == cluster(text.encode("utf-8"))
     assert virtual_of(text).expect == "caf\u00e9"
+
+
+def test_a_huge_integer_is_a_located_error_not_a_crash() -> None:
+    huge = "9" * 5000
+    for line, column in ((f"serial_no = {huge}", 13), (f"keepalive = 0x{huge}", 13)):
+        with pytest.raises(ConfigErrors) as caught:
+            load(f"primary = 203.0.113.10\n{line}\n")
+        assert [(e.line, e.column) for e in caught.value.errors] == [(2, column)]
+        assert "integer too large (5" in caught.value.errors[0].message
+
+
+def test_leading_zeros_do_not_count_as_size() -> None:
+    result = load(f"primary = 203.0.113.10\nserial_no = {'0' * 5000}7\n")
+    assert result.cluster.serial_no == 7

@@ -243,3 +243,13 @@ def test_help_and_version_texts():
         "ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)\nUsage:\n"
         "  ipvsadm -A|E virtual-service [-s scheduler]")
     assert re.search(r"\n  --mcast-ttl ttl {21}Multicast TTL \(default=1\)\n$", info.value.stdout)
+
+
+def test_a_huge_number_overflows_like_c_instead_of_raising() -> None:
+    from piranha.ipvsadm.values import LONG_MAX
+
+    assert string_to_number("9" * 5000, 0, 100) is None
+    from piranha.ipvsadm import values
+    assert values.strtol("9" * 5000) == (LONG_MAX, 5000, True)
+    assert values.strtol("0" * 5000 + "7") == (7, 5001, False)
+    assert inet_aton("1.2.3." + "9" * 5000) is None
