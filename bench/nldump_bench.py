@@ -21,6 +21,8 @@ from piranha.ipvs.types import Dest, Forward, Proto, Service, ServiceKey, Stats
 from testkit import nlkernel as K
 
 PORTS = (80, 443, 8080, 8443)
+#: the warm decoder, as a long-lived NetlinkIpvs has
+DECODER = D.DumpDecoder()
 
 
 def build(services: int, dests: int) -> tuple[list[bytes], list[tuple[int, list[bytes]]]]:
@@ -35,18 +37,19 @@ def build(services: int, dests: int) -> tuple[list[bytes], list[tuple[int, list[
     return K.service_dump(svcs), [(2, grams) for grams in per]
 
 
-def decode(svc_grams: list[bytes], dest_dumps: list[tuple[int, list[bytes]]]) -> int:
+def decode(svc_grams: list[bytes], dest_dumps: list[tuple[int, list[bytes]]],
+           decoder: D.DumpDecoder = DECODER) -> int:
     """Decode everything as NetlinkIpvs.dump() does; the number of entries."""
     services: list[Service] = []
     for gram in svc_grams:
         for kind, _seq, off, end in D.messages(gram, len(gram)):
             if kind >= 16:
-                services.append(D.service(gram, off + 4, end))
+                services.append(decoder.service(gram, off + 4, end))
     count = len(services)
     for family, grams in dest_dumps:
         out: list[Dest] = []
         for gram in grams:
-            if D.dests(gram, len(gram), family, out):
+            if decoder.dests(gram, len(gram), family, out):
                 break
         count += len(out)
     return count

@@ -12,7 +12,8 @@ pyroute2's IPVS helper sends one request at a time and decodes ~100 us per messa
   matched to ops by sequence number. A request without an ack returned -EINTR, which netlink
   never acknowledges (IPVS: a sync daemon stopped before its thread first ran). The receive
   buffer is sized for a full batch: an overflowing queue would drop acks.
-* dumps are decoded by ``nldump`` straight from the receive buffer.
+* dumps are decoded by this socket's own ``nldump.DumpDecoder`` straight from the receive
+  buffer (the layouts it learns and the values it caches are this kernel's).
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ class NetlinkIpvs:
             self._sock.close()
             raise
         self._seq = 0
+        self._decoder = D.DumpDecoder()
         self._buf = bytearray(1 << 16)  # > the 32 KiB the kernel puts in one dump skb
         self._view = memoryview(self._buf)
         self._ack_bulk = Bulk.create(ACK_SLOTS, _ACK_SLOT.size) if bulk else None
@@ -267,8 +269,9 @@ class NetlinkIpvs:
 
     def _services(self) -> list[Service]:
         out: list[Service] = []
+        decode = self._decoder.service
         self._dump(W.CMD_GET_SERVICE, b"", Query("dump"),
-                   lambda view, off, end: out.append(D.service(view, off, end)))
+                   lambda view, off, end: out.append(decode(view, off, end)))
         return out
 
     def _dests(self, key: ServiceKey) -> tuple[Dest, ...]:
@@ -277,7 +280,8 @@ class NetlinkIpvs:
         self._request(W.CMD_GET_DEST, W.service_key(key), W.NLM_F_DUMP)
         try:
             recv, buf, family = self._sock.recv_into, self._buf, key.family
-            while not D.dests(buf, recv(buf), family, out):
+            decode = self._decoder.dests
+            while not decode(buf, recv(buf), family, out):
                 pass
         except D.ReplyError as exc:
             raise kernel_error(Query("service", key), exc.errno) from None
@@ -290,7 +294,8 @@ class NetlinkIpvs:
 
     def get_service(self, key: ServiceKey) -> tuple[Service, tuple[Dest, ...]]:
         """One service and its destinations; KernelError(ESRCH) when absent."""
-        svc = self._get(W.CMD_GET_SERVICE, W.service_key(key), Query("service", key), D.service)
+        svc = self._get(W.CMD_GET_SERVICE, W.service_key(key), Query("service", key),
+                        self._decoder.service)
         return svc, self._dests(key)
 
     def info(self) -> Info:
