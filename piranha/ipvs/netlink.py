@@ -23,7 +23,7 @@ import os
 import socket
 import struct
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TypeVar
 
 from piranha.errors import IpvsUnavailable, KernelError
 from piranha.ipvs import nldump as D
@@ -56,8 +56,9 @@ _ACK = D.NLMSG.size + 4 + D.NLMSG.size  # header, errno, the request's header (c
 _ACK_SLOT = struct.Struct("=4xH2xI4xi44x")
 ACK_SLOTS = 1024
 _SEQ = 0xFFFFFFFF
+_T = TypeVar("_T")
 #: reads the attributes of one reply message: (buffer, offset, end)
-_Reader = Callable[[Any, int, int], Any]
+_Reader = Callable[[memoryview, int, int], _T]
 #: an NLMSG_NOOP header: every batch ends with one, acked once the batch is done
 _NOOP = struct.Struct("=IHHII")
 
@@ -241,7 +242,7 @@ class NetlinkIpvs:
         """
         return self._view[:self._sock.recv_into(self._buf)]
 
-    def _dump(self, cmd: int, attrs: bytes, query: Query, take: _Reader) -> None:
+    def _dump(self, cmd: int, attrs: bytes, query: Query, take: _Reader[None]) -> None:
         """Run a dump, calling ``take(view, offset, end)`` on each message's attributes."""
         seq = self._request(cmd, attrs, W.NLM_F_DUMP)
         while True:
@@ -255,7 +256,7 @@ class NetlinkIpvs:
                     raise kernel_error(query, D.error_code(gram, off))
                 take(gram, off + 4, end)
 
-    def _get(self, cmd: int, attrs: bytes, query: Query, read: _Reader) -> Any:
+    def _get(self, cmd: int, attrs: bytes, query: Query, read: _Reader[_T]) -> _T:
         """Send a GET (doit) request; ``read(view, offset, end)`` of the reply's attributes."""
         seq = self._request(cmd, attrs, 0)
         while True:
@@ -300,11 +301,11 @@ class NetlinkIpvs:
 
     def info(self) -> Info:
         """IPVS version and connection table size."""
-        return self._get(W.CMD_GET_INFO, b"", Query("info"), D.info)  # type: ignore[no-any-return]
+        return self._get(W.CMD_GET_INFO, b"", Query("info"), D.info)
 
     def timeouts(self) -> Timeouts:
         """The current connection timeouts."""
-        return self._get(W.CMD_GET_CONFIG, b"", Query("timeouts"), D.timeouts)  # type: ignore[no-any-return]
+        return self._get(W.CMD_GET_CONFIG, b"", Query("timeouts"), D.timeouts)
 
     def daemons(self) -> list[Daemon]:
         """Running sync daemons, master first."""
