@@ -12,7 +12,8 @@ pyroute2's IPVS helper sends one request at a time and decodes ~100 us per messa
   matched to ops by sequence number. A request without an ack returned -EINTR, which netlink
   never acknowledges (IPVS: a sync daemon stopped before its thread first ran). The receive
   buffer is sized for a full batch: an overflowing queue would drop acks.
-* dumps are decoded by ``nldump`` straight from the receive buffer.
+* dumps are decoded by this socket's own ``nldump.DumpDecoder`` straight from the receive
+  buffer (the layouts it learns and the values it caches are this kernel's).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import os
 import socket
 import struct
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TypeVar
 
 from piranha.errors import IpvsUnavailable, KernelError
 from piranha.ipvs import nldump as D
@@ -55,8 +56,9 @@ _ACK = D.NLMSG.size + 4 + D.NLMSG.size  # header, errno, the request's header (c
 _ACK_SLOT = struct.Struct("=4xH2xI4xi44x")
 ACK_SLOTS = 1024
 _SEQ = 0xFFFFFFFF
+_T = TypeVar("_T")
 #: reads the attributes of one reply message: (buffer, offset, end)
-_Reader = Callable[[Any, int, int], Any]
+_Reader = Callable[[memoryview, int, int], _T]
 #: an NLMSG_NOOP header: every batch ends with one, acked once the batch is done
 _NOOP = struct.Struct("=IHHII")
 
@@ -138,6 +140,7 @@ class NetlinkIpvs:
             self._sock.close()
             raise
         self._seq = 0
+        self._decoder = D.DumpDecoder()
         self._buf = bytearray(1 << 16)  # > the 32 KiB the kernel puts in one dump skb
         self._view = memoryview(self._buf)
         self._ack_bulk = Bulk.create(ACK_SLOTS, _ACK_SLOT.size) if bulk else None
@@ -239,7 +242,7 @@ class NetlinkIpvs:
         """
         return self._view[:self._sock.recv_into(self._buf)]
 
-    def _dump(self, cmd: int, attrs: bytes, query: Query, take: _Reader) -> None:
+    def _dump(self, cmd: int, attrs: bytes, query: Query, take: _Reader[None]) -> None:
         """Run a dump, calling ``take(view, offset, end)`` on each message's attributes."""
         seq = self._request(cmd, attrs, W.NLM_F_DUMP)
         while True:
@@ -253,7 +256,7 @@ class NetlinkIpvs:
                     raise kernel_error(query, D.error_code(gram, off))
                 take(gram, off + 4, end)
 
-    def _get(self, cmd: int, attrs: bytes, query: Query, read: _Reader) -> Any:
+    def _get(self, cmd: int, attrs: bytes, query: Query, read: _Reader[_T]) -> _T:
         """Send a GET (doit) request; ``read(view, offset, end)`` of the reply's attributes."""
         seq = self._request(cmd, attrs, 0)
         while True:
@@ -267,8 +270,9 @@ class NetlinkIpvs:
 
     def _services(self) -> list[Service]:
         out: list[Service] = []
+        decode = self._decoder.service
         self._dump(W.CMD_GET_SERVICE, b"", Query("dump"),
-                   lambda view, off, end: out.append(D.service(view, off, end)))
+                   lambda view, off, end: out.append(decode(view, off, end)))
         return out
 
     def _dests(self, key: ServiceKey) -> tuple[Dest, ...]:
@@ -277,7 +281,8 @@ class NetlinkIpvs:
         self._request(W.CMD_GET_DEST, W.service_key(key), W.NLM_F_DUMP)
         try:
             recv, buf, family = self._sock.recv_into, self._buf, key.family
-            while not D.dests(buf, recv(buf), family, out):
+            decode = self._decoder.dests
+            while not decode(buf, recv(buf), family, out):
                 pass
         except D.ReplyError as exc:
             raise kernel_error(Query("service", key), exc.errno) from None
@@ -290,16 +295,17 @@ class NetlinkIpvs:
 
     def get_service(self, key: ServiceKey) -> tuple[Service, tuple[Dest, ...]]:
         """One service and its destinations; KernelError(ESRCH) when absent."""
-        svc = self._get(W.CMD_GET_SERVICE, W.service_key(key), Query("service", key), D.service)
+        svc = self._get(W.CMD_GET_SERVICE, W.service_key(key), Query("service", key),
+                        self._decoder.service)
         return svc, self._dests(key)
 
     def info(self) -> Info:
         """IPVS version and connection table size."""
-        return self._get(W.CMD_GET_INFO, b"", Query("info"), D.info)  # type: ignore[no-any-return]
+        return self._get(W.CMD_GET_INFO, b"", Query("info"), D.info)
 
     def timeouts(self) -> Timeouts:
         """The current connection timeouts."""
-        return self._get(W.CMD_GET_CONFIG, b"", Query("timeouts"), D.timeouts)  # type: ignore[no-any-return]
+        return self._get(W.CMD_GET_CONFIG, b"", Query("timeouts"), D.timeouts)
 
     def daemons(self) -> list[Daemon]:
         """Running sync daemons, master first."""

@@ -57,7 +57,7 @@ class Bulk:
         self.buffer = ctypes.create_string_buffer(count * size)
         self.view = memoryview(self.buffer).cast("B")
         base = ctypes.addressof(self.buffer)
-        self._iovs = (_IoVec * count)(*((base + i * size, size) for i in range(count)))
+        self._iovs = (_IoVec * count)(*(_IoVec(base + i * size, size) for i in range(count)))
         self._hdrs = (_MMsgHdr * count)()
         for i in range(count):
             self._hdrs[i].hdr.iov = ctypes.pointer(self._iovs[i])
@@ -79,10 +79,13 @@ class Bulk:
 
         A datagram too big for its slot reports length -1 (the caller decides what that means).
         """
+        libc = _LIBC
+        if libc is None:  # create() returns no Bulk then
+            raise OSError(errno.ENOSYS, "recvmmsg is not available")
         most = min(most or self.count, self.count)
         fd, timeout = sock.fileno(), sock.gettimeout()
         while True:
-            got = _LIBC.recvmmsg(fd, self._hdrs, most, MSG_WAITFORONE | socket.MSG_DONTWAIT, None)
+            got = libc.recvmmsg(fd, self._hdrs, most, MSG_WAITFORONE | socket.MSG_DONTWAIT, None)
             if got >= 0:
                 break
             code = ctypes.get_errno()

@@ -242,7 +242,7 @@ def encode(op: Op) -> tuple[int, bytes]:
     if encoder is None:
         raise TypeError(f"not an IPVS op: {op!r}")
     try:
-        return encoder(op)  # type: ignore[no-any-return]
+        return encoder(op)
     except (struct.error, OverflowError) as exc:
         raise ValueError(f"{op!r} cannot be encoded: {exc}") from None
 
@@ -254,7 +254,6 @@ def message(cmd: int, attrs: bytes, family: int, flags: int, seq: int) -> bytes:
 
 #: a whole add/edit-dest message for an address-keyed service, packed in one call
 _KEYED_DEST = struct.Struct(HEADER.format + _KEY.format[1:] + _DEST.format[1:])
-_DEST_CMD = {AddDest: CMD_NEW_DEST, EditDest: CMD_SET_DEST}
 
 
 def request(op: Op, family: int, flags: int, seq: int) -> bytes:
@@ -263,21 +262,22 @@ def request(op: Op, family: int, flags: int, seq: int) -> bytes:
     The bulk of a restore is destination adds to address-keyed services: those are packed by
     one ``Struct`` call, the rest through ``encode``.
     """
-    cmd = _DEST_CMD.get(type(op))
-    key = op.service if cmd else None  # type: ignore[union-attr]
-    if key is None or key.fwmark or key.addr is None:
-        cmd, attrs = encode(op)
-        return message(cmd, attrs, family, flags, seq)
-    d = op.dest  # type: ignore[union-attr]
-    k0, k1, k2, k3, k4 = _KEY_CONST
-    h0, h1, h2, h3, h4, h5, h6, h7, h8, h9, h10 = _D
-    try:
-        return _KEYED_DEST.pack(
-            _KEYED_DEST.size, family, flags, seq, 0, cmd, GENL_VERSION,
-            k0, k1, key.family, k2, key.protocol, k3, key.addr.packed, k4, htons(key.port),
-            h0, h1, 2 if d.addr.version == 4 else 10, h2, d.addr.packed, h3, htons(d.port),
-            h4, d.forward, h5, d.weight, h6, d.tun_type, h7, htons(d.tun_port),
-            h8, d.tun_flags, h9, d.u_threshold, h10, d.l_threshold,
-        )
-    except (struct.error, OverflowError) as exc:
-        raise ValueError(f"{op!r} cannot be encoded: {exc}") from None
+    if isinstance(op, (AddDest, EditDest)):
+        key, d = op.service, op.dest
+        vip = key.addr
+        if vip is not None and not key.fwmark:
+            cmd = CMD_NEW_DEST if type(op) is AddDest else CMD_SET_DEST
+            k0, k1, k2, k3, k4 = _KEY_CONST
+            h0, h1, h2, h3, h4, h5, h6, h7, h8, h9, h10 = _D
+            try:
+                return _KEYED_DEST.pack(
+                    _KEYED_DEST.size, family, flags, seq, 0, cmd, GENL_VERSION,
+                    k0, k1, key.family, k2, key.protocol, k3, vip.packed, k4, htons(key.port),
+                    h0, h1, 2 if d.addr.version == 4 else 10, h2, d.addr.packed, h3,
+                    htons(d.port), h4, d.forward, h5, d.weight, h6, d.tun_type, h7,
+                    htons(d.tun_port), h8, d.tun_flags, h9, d.u_threshold, h10, d.l_threshold,
+                )
+            except (struct.error, OverflowError) as exc:
+                raise ValueError(f"{op!r} cannot be encoded: {exc}") from None
+    cmd, attrs = encode(op)
+    return message(cmd, attrs, family, flags, seq)

@@ -91,8 +91,8 @@ def link_faults(links: Sequence[Link], addresses: Sequence[Addr],
 
 def _pyroute2() -> tuple[Any, type[Exception]]:
     """pyroute2's ``IPRoute`` and ``NetlinkError``, imported on first use."""
-    from pyroute2 import IPRoute  # type: ignore[import-untyped]
-    from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
 
     return IPRoute, NetlinkError
 

@@ -76,7 +76,7 @@ EXPECTED = Dest(IPv4Address("10.200.0.11"), 8080, Forward.TUNNEL, 7, 100, 10, Tu
 
 def decode_dests(buf: bytes) -> list[Dest]:
     out: list[Dest] = []
-    assert D.dests(buf, len(buf), 2, out) is False
+    assert D.DumpDecoder().dests(buf, len(buf), 2, out) is False
     return out
 
 
@@ -110,10 +110,10 @@ def test_an_old_kernel_dest_without_tunnel_attrs_or_stats64():
 def test_done_and_error_end_a_dest_dump():
     done = struct.pack("=IHHIIi", 20, W.NLMSG_DONE, W.NLM_F_MULTI, 7, 0, 0)
     out: list[Dest] = []
-    assert D.dests(dest_message(0) + done, 356 + 20 + 1000, 2, out) is True
+    assert D.DumpDecoder().dests(dest_message(0) + done, 356 + 20 + 1000, 2, out) is True
     error = struct.pack("=IHHIIi", 36, W.NLMSG_ERROR, 0, 7, 0, -3) + bytes(16)
     with pytest.raises(D.ReplyError) as caught:
-        D.dests(error, len(error), 2, [])
+        D.DumpDecoder().dests(error, len(error), 2, [])
     assert caught.value.errno == 3
 
 
@@ -132,7 +132,7 @@ def test_an_old_kernel_service_without_stats64():
         kattr(W.SVC_NETMASK, struct.pack("!I", 0xFFFFFF00)),
         kattr(W.SVC_STATS, counters([5] * 10, False, 0)),
     ]))
-    got = D.service(svc, 0, len(svc))
+    got = D.DumpDecoder().service(svc, 0, len(svc))
     assert got == Service(ServiceKey.inet(Proto.UDP, IPv4Address("198.51.100.80"), 53), "rr",
                           flags=1, timeout=300, netmask=24)
     assert got.stats == Stats(*[5] * 10)
@@ -150,18 +150,19 @@ def test_a_daemon_with_an_ipv6_group():
 
 @pytest.mark.parametrize("cls", [Service, ServiceKey, Dest, Stats])
 def test_fast_building_makes_the_same_objects_as_the_constructor(cls):
-    # the decoder fills __dict__ directly; that is only right while the types do no more
+    # the decoder installs __dict__ directly; that is only right while the types do no more
     assert not hasattr(cls, "__post_init__")
     assert not hasattr(cls, "__slots__")
     sample = {"Service": Service(ServiceKey.mark(3)), "ServiceKey": ServiceKey.mark(3),
               "Dest": EXPECTED, "Stats": Stats(*range(10))}[cls.__name__]
     fields = {f.name: getattr(sample, f.name) for f in dataclasses.fields(cls)}
-    made = D._make(cls, fields)
+    made = D._frozen(cls, fields)
     assert made == sample and repr(made) == repr(sample) and hash(made) == hash(sample)
 
 
 def test_addresses_and_counters_are_shared_value_objects():
     raw = IPv4Address("10.0.0.9").packed + bytes(12)
-    assert D.address(raw, 2) is D.address(bytes(raw), 2) == IPv4Address("10.0.0.9")
-    assert D.address(IPv6Address("2001:db8::9").packed, 10) == IPv6Address("2001:db8::9")
-    assert D._stats_of((0,) * 10) is D._stats_of((0,) * 10) == Stats()
+    dec = D.DumpDecoder()
+    assert dec.address(raw, 2) is dec.address(bytes(raw), 2) == IPv4Address("10.0.0.9")
+    assert dec.address(IPv6Address("2001:db8::9").packed, 10) == IPv6Address("2001:db8::9")
+    assert dec.stats((0,) * 10) is dec.stats((0,) * 10) == Stats()
