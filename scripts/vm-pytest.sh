@@ -14,7 +14,8 @@
 # script runs directly, without a VM.
 #
 # Environment: PIRANHA_NO_VM=1           run without a VM
-#              PIRANHA_VM_TIMEOUT=25m    overall limit for the VM (timeout(1) syntax)
+#              PIRANHA_VM_TIMEOUT=50m    overall limit for the VM (timeout(1) syntax; generous:
+#                                        the tier takes ~15-25 min, longer on a busy machine)
 #              PIRANHA_VM_MEMORY=4G PIRANHA_VM_CPUS=2
 #              PIRANHA_KERNEL=/path/to/vmlinuz   boot that kernel instead of .cache/kernel/
 set -uo pipefail
@@ -23,7 +24,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
 RESULTS=$ROOT/build/vm
 VENV=$ROOT/.venv
-TIMEOUT=${PIRANHA_VM_TIMEOUT:-25m}
+TIMEOUT=${PIRANHA_VM_TIMEOUT:-50m}
 
 say() { printf 'kernel tier: %s\n' "$*"; }
 die() { printf 'kernel tier: ERROR: %s\n' "$*" >&2; exit 1; }
