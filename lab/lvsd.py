@@ -233,5 +233,5 @@ def weights(ns: Any) -> dict[str, int]:
     for line in table(ns):
         parts = line.split()
         if parts[0] == "-a":
-            out[f"{parts[2]} {parts[4]}"] = int(parts[-1])
+            out[f"{parts[2]} {parts[4]}"] = int(parts[parts.index("-w") + 1])
     return out
