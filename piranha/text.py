@@ -17,3 +17,30 @@ def ago(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f}m"
     return f"{seconds / 3600:.1f}h"
+
+
+#: how deep a JSON message from a socket may nest (ours nest 2 levels; json.loads recurses)
+MAX_JSON_DEPTH = 16
+
+
+def json_depth(text: str) -> int:
+    """How deep ``text`` nests arrays and objects (brackets inside strings do not count);
+    linear, no recursion, so it is safe on any input."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest

@@ -26,6 +26,7 @@ from piranha.errors import PiranhaError
 from piranha.health.tracker import Transition
 from piranha.health.types import IPAddress, ServerState, Target
 from piranha.model import RealServer, ServiceProtocol, VirtualServer
+from piranha.text import MAX_JSON_DEPTH, json_depth
 
 VERSION = 1
 #: PIPE_BUF on Linux: the largest write to a pipe that is never interleaved with others
@@ -144,6 +145,8 @@ def _load(line: str | bytes) -> dict[str, Any]:
     text = text[:-1] if text.endswith("\n") else text
     if "\n" in text or "\r" in text:
         raise ReportError("more than one line", line)
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise ReportError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", line)
     try:
         data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except (ValueError, _Bad) as exc:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from piranha.errors import PiranhaError
+from piranha.text import MAX_JSON_DEPTH, json_depth
 
 DEFAULT_PATH = "/var/run/piranha/lvsd.sock"
 MAX_REQUEST = 4096
@@ -46,6 +47,9 @@ class Request:
 
 def parse(line: bytes) -> Request:
     """The request in ``line``; RequestError saying what is wrong."""
+    text = line.decode("utf-8", "replace")
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise RequestError(f"not a request: JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         data = json.loads(line.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:

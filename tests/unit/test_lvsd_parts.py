@@ -175,3 +175,20 @@ def test_op_text_is_the_save_line_of_ipvsadm() -> None:
     ours += [op_text(AddDest(k, d))[len("ipvsadm "):] for k, ds in dests.items() for d in ds]
     assert sorted(saved.splitlines()) == sorted(ours)
     assert "-M 255.255.255.0" in ours[0] and "-M 64 -b sh-fallback" in ours[1]
+
+
+@pytest.mark.parametrize("bomb", ["[" * 5000, '{"a":' * 5000, "[" * 17 + "]" * 17])
+def test_deep_json_is_refused_before_parsing(bomb: str) -> None:
+    from piranha.health.report import ReportError, decode
+
+    with pytest.raises(control.RequestError, match="nested deeper than 16"):
+        control.parse(bomb[:control.MAX_REQUEST].encode())
+    with pytest.raises(ReportError, match="nested deeper than 16"):
+        decode(bomb[:4000].encode())
+
+
+def test_brackets_inside_strings_do_not_count_as_depth() -> None:
+    from piranha.text import json_depth
+
+    assert json_depth('{"cmd": "ping", "x": "[[[[[[[[[[[[[[[[[[[[\\"[["}') == 1
+    assert control.parse(b'{"cmd": "ping", "pad": "' + b"[" * 100 + b'"}').cmd == "ping"
