@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from piranha.errors import PiranhaError
+
 
 def hostport(addr: object, port: int) -> str:
     """``addr:port``, with brackets around an IPv6 address (as in URLs and ipvsadm)."""
@@ -44,3 +49,33 @@ def json_depth(text: str) -> int:
         elif ch in "]}":
             depth -= 1
     return deepest
+
+
+class JsonError(PiranhaError, ValueError):
+    """A message that is not strict JSON (what is wrong, in words)."""
+
+
+def strict_json(text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """``text`` parsed as JSON, refusing what ``json.loads`` lets through: nesting deeper than
+    ``max_depth`` (checked first: json recurses), duplicate keys, NaN and Infinity."""
+    if json_depth(text) > max_depth:
+        raise JsonError(f"JSON nested deeper than {max_depth} levels")
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except JsonError:
+        raise
+    except ValueError as exc:
+        raise JsonError(getattr(exc, "msg", str(exc))) from None
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise JsonError(f"duplicate key '{key}'")
+        seen.add(key)
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> Any:
+    raise JsonError(f"{name} is not a number")

@@ -7,7 +7,9 @@
 * Every form carries the session's CSRF token; the login form, before there is a session,
   carries an HMAC of a random pre-login cookie (double submit, bound to this process's key).
 * After ``MAX_FAILURES`` failed logins from one client address within ``WINDOW`` seconds that
-  address is locked out for ``LOCKOUT`` seconds.
+  address is locked out for ``LOCKOUT`` seconds. At most ``MAX_TRACKED`` addresses are
+  tracked; a locked one is never forgotten to make room: once every tracked address is locked,
+  new addresses share one record (and so one lockout).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ MAX_FAILURES = 5
 WINDOW = 300.0
 LOCKOUT = 60.0
 MAX_TRACKED = 4096
+#: the record new clients share while every tracked address is locked out
+OVERFLOW = "*"
 
 Clock = Callable[[], float]
 
@@ -142,7 +146,7 @@ class LoginLimiter:
     def wait(self, client: str) -> float:
         """Seconds ``client`` must still wait before trying again (0 = may try now)."""
         with self._lock:
-            record = self._records.get(client)
+            record = self._records.get(client) or self._records.get(OVERFLOW)
             return max(0.0, record.locked_until - self.clock()) if record else 0.0
 
     def failed(self, client: str) -> float:
@@ -151,6 +155,8 @@ class LoginLimiter:
         with self._lock:
             if len(self._records) >= MAX_TRACKED and client not in self._records:
                 self._prune(now)
+                if len(self._records) >= MAX_TRACKED:  # every record is locked: new clients
+                    client = OVERFLOW                  # share one, nothing locked is forgotten
             record = self._records.setdefault(client, _Record())
             record.failures = [t for t in record.failures if now - t < self.window] + [now]
             if len(record.failures) >= self.max_failures:
@@ -169,6 +175,8 @@ class LoginLimiter:
                  if r.locked_until <= now and all(now - t >= self.window for t in r.failures)]
         for client in stale:
             del self._records[client]
-        if len(self._records) >= MAX_TRACKED:  # still full: drop the oldest records
-            for client in list(self._records)[: MAX_TRACKED // 4]:
+        if len(self._records) >= MAX_TRACKED:  # still full: drop the oldest unlocked records
+            unlocked = [c for c, r in self._records.items()
+                        if r.locked_until <= now and c != OVERFLOW]
+            for client in unlocked[: MAX_TRACKED // 4]:
                 del self._records[client]

@@ -26,7 +26,7 @@ from piranha.errors import PiranhaError
 from piranha.health.tracker import Transition
 from piranha.health.types import IPAddress, ServerState, Target
 from piranha.model import RealServer, ServiceProtocol, VirtualServer
-from piranha.text import MAX_JSON_DEPTH, json_depth
+from piranha.text import JsonError, strict_json
 
 VERSION = 1
 #: PIPE_BUF on Linux: the largest write to a pipe that is never interleaved with others
@@ -145,28 +145,13 @@ def _load(line: str | bytes) -> dict[str, Any]:
     text = text[:-1] if text.endswith("\n") else text
     if "\n" in text or "\r" in text:
         raise ReportError("more than one line", line)
-    if json_depth(text) > MAX_JSON_DEPTH:
-        raise ReportError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", line)
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except (ValueError, _Bad) as exc:
-        detail = str(exc) if isinstance(exc, _Bad) else getattr(exc, "msg", str(exc))
-        raise ReportError(f"not JSON: {detail}", line) from None
+        data = strict_json(text)
+    except JsonError as exc:
+        raise ReportError(f"not JSON: {exc}", line) from None
     if not isinstance(data, dict):
         raise ReportError(f"expected a JSON object, found {type(data).__name__}", line)
     return data
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    for key in keys:
-        if keys.count(key) > 1:
-            raise _Bad(f"duplicate key '{key}'")
-    return dict(pairs)
-
-
-def _no_constant(name: str) -> Any:
-    raise _Bad(f"{name} is not a number")
 
 
 def _build(data: dict[str, Any]) -> HealthReport:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from piranha.errors import PiranhaError
-from piranha.text import MAX_JSON_DEPTH, json_depth
+from piranha.text import JsonError, strict_json
 
 DEFAULT_PATH = "/var/run/piranha/lvsd.sock"
 MAX_REQUEST = 4096
@@ -47,12 +47,9 @@ class Request:
 
 def parse(line: bytes) -> Request:
     """The request in ``line``; RequestError saying what is wrong."""
-    text = line.decode("utf-8", "replace")
-    if json_depth(text) > MAX_JSON_DEPTH:
-        raise RequestError(f"not a request: JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        data = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        data = strict_json(line.decode("utf-8"))
+    except (UnicodeDecodeError, JsonError) as exc:
         raise RequestError(f"not a JSON request: {exc}") from None
     if not isinstance(data, dict) or data.get("cmd") not in COMMANDS:
         raise RequestError(f"unknown command (expected one of {', '.join(COMMANDS)})")

@@ -132,3 +132,20 @@ def test_failures_outside_the_window_and_success_are_forgotten():
         limiter.failed("a")
     limiter.succeeded("a")
     assert limiter.failed("a") == 0.0
+
+
+def test_failures_from_many_other_addresses_never_lift_a_lockout(monkeypatch) -> None:
+    monkeypatch.setattr(auth, "MAX_TRACKED", 64)
+    clock = Clock()
+    limiter = auth.LoginLimiter(clock)
+    for _ in range(auth.MAX_FAILURES):
+        limiter.failed("198.51.100.1")
+    assert limiter.wait("198.51.100.1") > 0
+    for n in range(1000):  # each of 1,000 other addresses fails once, then more lock out
+        limiter.failed(f"10.0.{n // 250}.{n % 250}")
+    assert limiter.wait("198.51.100.1") > 0
+    for n in range(200):
+        for _ in range(auth.MAX_FAILURES):
+            limiter.failed(f"203.0.113.{n}")
+    assert limiter.wait("198.51.100.1") > 0 and len(limiter._records) <= 64 + 1
+    assert limiter.wait("192.0.2.99") > 0  # an unseen address shares the overflow lockout

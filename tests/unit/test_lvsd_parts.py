@@ -192,3 +192,15 @@ def test_brackets_inside_strings_do_not_count_as_depth() -> None:
 
     assert json_depth('{"cmd": "ping", "x": "[[[[[[[[[[[[[[[[[[[[\\"[["}') == 1
     assert control.parse(b'{"cmd": "ping", "pad": "' + b"[" * 100 + b'"}').cmd == "ping"
+
+
+@pytest.mark.parametrize(("line", "why"), [
+    (b'{"cmd": "drain", "virtual": "web", "server": "web1", "timeout": Infinity}',
+     "Infinity is not a number"),
+    (b'{"cmd": "drain", "virtual": "web", "server": "web1", "timeout": NaN}', "NaN is not"),
+    (b'{"cmd": "ping", "cmd": "drain", "virtual": "web", "server": "web1"}',
+     "duplicate key 'cmd'"),
+])
+def test_control_requests_are_strict_json(line: bytes, why: str) -> None:
+    with pytest.raises(control.RequestError, match=why):
+        control.parse(line)

@@ -11,7 +11,7 @@ from piranha.lvsd.book import Drain, Health, HealthBook
 from piranha.lvsd.drains import Drains
 from piranha.lvsd.planner import World, decide
 from piranha.lvsd.statefile import Keeper, SavedState
-from testkit.lvsd import conf, dest, make_lab, server
+from testkit.lvsd import cluster, conf, dest, make_lab, server
 
 TWO = conf(server("web1", 11, weight=3) + server("web2", 12))
 
@@ -73,3 +73,12 @@ def test_the_status_generation_moves_with_reports_and_nannies() -> None:
     assert after_report != before
     lab.engine.on_exit(lab.pid(dest(12)), 0)
     assert lab.engine.generation() != after_report
+
+
+def test_a_reload_that_only_renames_moves_the_snapshot() -> None:
+    lab = make_lab(TWO, FakeIpvs(interfaces=("lo",)))
+    before = lab.engine.generation()
+    lab.engine.reload(cluster(TWO.replace("server web1 {", "server www1 {")))
+    assert lab.engine.generation() != before  # the loop rewrites the status snapshot
+    names = [rs["name"] for vs in lab.snapshot(1)["virtuals"] for rs in vs["servers"]]
+    assert "www1" in names and "web1" not in names
