@@ -130,7 +130,8 @@ class LinkPair:
     def _director(self, name: str, machine: FailoverMachine) -> Director:
         partner = ADDRESSES[BACKUP if name == PRIMARY else PRIMARY]
         partners = [partner[p] for p in self.paths]
-        codec: Codec = PlainCodec(partners) if self.key is None else AuthCodec(self.key, partners)
+        codec: Codec = (PlainCodec(partners) if self.key is None
+                        else AuthCodec(self.key, partners, primary=name == PRIMARY))
         return Director(name, machine, codec)
 
     # ---- driving ------------------------------------------------------------------------------

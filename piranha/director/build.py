@@ -22,7 +22,7 @@ IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 
 def codec(mine: Settings) -> Codec:
     if mine.key is not None:
-        return AuthCodec(mine.key, mine.partners)
+        return AuthCodec(mine.key, mine.partners, primary=mine.master)
     return PlainCodec(mine.partners)
 
 

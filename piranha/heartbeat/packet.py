@@ -12,17 +12,22 @@ Rules of this module (pure: no sockets, no clock reads; wall-clock time comes in
   ======  ====  ==========================================================================
   0       3     ``b"PHB"`` (as a little-endian magic it is no Piranha value, so an old
                 pulse logs "Incompatible heartbeat received" rather than obeying it)
-  3       1     format version, 1
+  3       1     format version, 2 (version 1 had one key for both directions; see below)
   4       4     magic, little-endian, the same values as the plain format
   8       8     sequence number, big-endian; starts at the sender's first wall-clock
                 timestamp so it keeps growing across restarts
   16      8     timestamp, microseconds since the Unix epoch, big-endian
-  24      32    HMAC-SHA256 with the shared key over bytes 0-23
+  24      32    HMAC-SHA256 over bytes 0-23 with the *sender's* direction key:
+                HMAC-SHA256(shared key, ``"piranha heartbeat v2 primary"`` or ``"... backup"``)
   ======  ====  ==========================================================================
 
-  A packet is accepted when its MAC verifies, its timestamp is within ``max_skew`` seconds of
-  the receiver's clock and its sequence number was not seen before (a 64-packet sliding
-  window tolerates reordering between the two heartbeat paths).
+  A packet is accepted when its MAC verifies with the partner's direction key, its timestamp
+  is within ``max_skew`` seconds of the receiver's clock and its sequence number was not seen
+  before (a 64-packet sliding window tolerates reordering between the two heartbeat paths).
+  The direction keys bind the sender's role under the MAC: a director's own heartbeat sent
+  back to it (with the partner's source address) verifies only with its own key and is
+  refused as reflected, so it can neither pose as the partner nor move the replay window.
+  The window is shifted by at most its size, whatever the gap: constant time and memory.
 * Validation order follows pulse: sender address, size, (MAC, freshness, replay,) magic.
   Every refusal is a :class:`Rejected` with a :class:`Reason`; nothing raises on bad input.
 """
@@ -93,6 +98,8 @@ class Reason(enum.Enum):
     STALE = "heartbeat timestamp outside the allowed clock skew"
     #: sequence number already seen, or older than the replay window
     REPLAYED = "replayed heartbeat"
+    #: our own heartbeat sent back to us (it verifies with our direction key, not the partner's)
+    REFLECTED = "reflected heartbeat (this director's own, sent back)"
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,8 @@ class Rejected:
 
 
 PLAIN_SIZE = 4
-AUTH_HEADER = b"PHB\x01"
+AUTH_HEADER = b"PHB\x02"
+_DIRECTION = b"piranha heartbeat v2 "
 AUTH_SIZE = 56
 _BODY = struct.Struct(">QQ")
 _MAGIC = struct.Struct("<I")
@@ -173,7 +181,8 @@ class ReplayWindow:
     def accept(self, seq: int) -> None:
         """Record ``seq`` as accepted (call only after :meth:`fresh` said yes)."""
         if self.highest is None or seq > self.highest:
-            shift = self.size if self.highest is None else seq - self.highest
+            # a gap of a day shifts by the window's size, not by the gap (no huge integer)
+            shift = self.size if self.highest is None else min(seq - self.highest, self.size)
             self._seen = (self._seen << shift | 1) & ((1 << self.size) - 1)
             self.highest = seq
         else:
@@ -205,13 +214,15 @@ class AuthCodec:
 
     def __init__(
         self, key: bytes, partners: Collection[str], mode: Mode = Mode.LVS,
-        max_skew: float = 10.0,
+        max_skew: float = 10.0, primary: bool = True,
     ) -> None:
         if len(key) < MIN_KEY_SIZE:
             raise ValueError(f"heartbeat key must be at least {MIN_KEY_SIZE} bytes")
         if max_skew <= 0:
             raise ValueError("max_skew must be positive")
-        self._key = key
+        own, theirs = (b"primary", b"backup") if primary else (b"backup", b"primary")
+        self._send_key = hmac.new(key, _DIRECTION + own, hashlib.sha256).digest()
+        self._recv_key = hmac.new(key, _DIRECTION + theirs, hashlib.sha256).digest()
         self.partners = frozenset(partners)
         self.mode = mode
         self.max_skew = max_skew
@@ -224,14 +235,16 @@ class AuthCodec:
         seq = stamp if self._next_seq is None else self._next_seq
         self._next_seq = seq + 1
         signed = AUTH_HEADER + _MAGIC.pack(magic) + _BODY.pack(seq, stamp)
-        return signed + self._mac(signed)
+        return signed + _mac(self._send_key, signed)
 
     def decode(self, data: bytes, sender: str, wall: float) -> Heartbeat | Rejected:
         """The verified heartbeat from ``sender`` in ``data``, or why it is refused."""
         refused = sender_ok(sender, self.partners) or self._check_format(data)
         if refused:
             return refused
-        if not hmac.compare_digest(self._mac(data[:24]), data[24:]):
+        if not hmac.compare_digest(_mac(self._recv_key, data[:24]), data[24:]):
+            if hmac.compare_digest(_mac(self._send_key, data[:24]), data[24:]):
+                return Rejected(Reason.REFLECTED)
             return Rejected(Reason.BAD_MAC)
         seq, stamp = _BODY.unpack_from(data, 8)
         refused = self._check_fresh(seq, stamp / 1_000_000, wall)
@@ -244,9 +257,6 @@ class AuthCodec:
         if isinstance(result, Heartbeat):
             self.window.accept(seq)
         return result
-
-    def _mac(self, signed: bytes) -> bytes:
-        return hmac.new(self._key, signed, hashlib.sha256).digest()
 
     @staticmethod
     def _check_format(data: bytes) -> Rejected | None:
@@ -262,6 +272,10 @@ class AuthCodec:
         if not self.window.fresh(seq):
             return Rejected(Reason.REPLAYED, f"sequence {seq}")
         return None
+
+
+def _mac(key: bytes, signed: bytes) -> bytes:
+    return hmac.new(key, signed, hashlib.sha256).digest()
 
 
 Codec = PlainCodec | AuthCodec

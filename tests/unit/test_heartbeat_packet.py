@@ -94,8 +94,9 @@ def test_plain_codec_filters_the_sender_first() -> None:
 
 
 def pair(max_skew: float = 10.0) -> tuple[AuthCodec, AuthCodec]:
-    """A sender codec (its partner is us) and a receiver codec (its partner is the sender)."""
-    return (AuthCodec(KEY, ["198.51.100.1"], max_skew=max_skew),
+    """A sender codec (the backup; its partner is us) and a receiver codec (the primary; its
+    partner is the sender)."""
+    return (AuthCodec(KEY, ["198.51.100.1"], max_skew=max_skew, primary=False),
             AuthCodec(KEY, [PARTNER, PARTNER_PRIVATE], max_skew=max_skew))
 
 
@@ -107,8 +108,9 @@ def test_authenticated_layout_exact_bytes() -> None:
     sender, _ = pair()
     data = sender.encode(Magic.RUNNING, 1_700_000_000.25)
     stamp = 1_700_000_000_250_000
-    signed = b"PHB\x01" + bytes.fromhex("dadbadbd") + stamp.to_bytes(8, "big") * 2
-    assert data == signed + hmac.new(KEY, signed, hashlib.sha256).digest()
+    signed = b"PHB\x02" + bytes.fromhex("dadbadbd") + stamp.to_bytes(8, "big") * 2
+    backup_key = hmac.new(KEY, b"piranha heartbeat v2 backup", hashlib.sha256).digest()
+    assert data == signed + hmac.new(backup_key, signed, hashlib.sha256).digest()
     assert len(data) == AUTH_SIZE == 56
     # the next packet: sequence + 1, its own timestamp
     later = sender.encode(Magic.STOPPED, 1_700_000_001.0)
@@ -137,7 +139,8 @@ def test_plain_packet_refused_in_authenticated_mode() -> None:
 @pytest.mark.parametrize(
     ("mangle", "expected"),
     [
-        (lambda d: d[:3] + b"\x02" + d[4:], Reason.MALFORMED),  # unknown version
+        (lambda d: d[:3] + b"\x03" + d[4:], Reason.MALFORMED),  # unknown version
+        (lambda d: d[:3] + b"\x01" + d[4:], Reason.MALFORMED),  # version 1: one key both ways
         (lambda d: d[:-1], Reason.MALFORMED),  # truncated
         (lambda d: d + b"\x00", Reason.MALFORMED),  # padded
         (lambda d: d[:4] + encode(Magic.STOPPED) + d[8:], Reason.BAD_MAC),  # magic flipped
@@ -200,13 +203,13 @@ def test_sequence_keeps_growing_across_a_sender_restart() -> None:
     for i in range(100):
         assert isinstance(receiver.decode(first.encode(Magic.RUNNING, WALL + i * 0.01),
                                           PARTNER, WALL + i * 0.01), Heartbeat)
-    restarted = AuthCodec(KEY, ["198.51.100.1"])  # a new pulse one second later
+    restarted = AuthCodec(KEY, ["198.51.100.1"], primary=False)  # a new pulse, 1 s later
     assert isinstance(receiver.decode(restarted.encode(Magic.STOPPED, WALL + 1), PARTNER,
                                       WALL + 1), Heartbeat)
 
 
 def test_authenticated_incompatible_magic() -> None:
-    sender = AuthCodec(KEY, ["198.51.100.1"], mode=Mode.FOS)
+    sender = AuthCodec(KEY, ["198.51.100.1"], mode=Mode.FOS, primary=False)
     _, receiver = pair()
     result = receiver.decode(sender.encode(Magic.FOS_RUNNING, WALL), PARTNER, WALL)
     assert result == Rejected(Reason.INCOMPATIBLE, "0xbeefbabe")
@@ -228,3 +231,30 @@ def test_replay_window() -> None:
         False, True, False, False, False, True]  # 8 is older than the window
     window.accept(100)
     assert not window.fresh(99 - 3) and window.fresh(99) and not window.fresh(100)
+
+
+def test_a_reflected_heartbeat_is_refused_and_moves_nothing() -> None:
+    backup, primary = pair()
+    genuine = backup.encode(Magic.RUNNING, WALL)
+    assert isinstance(primary.decode(genuine, PARTNER, WALL), Heartbeat)
+    seen = primary.window.highest
+    # the primary's own heartbeats, sent back to it from the partner's address: refused, and
+    # the window stays where the partner's genuine sequence put it
+    for i in range(1, 4):
+        own = primary.encode(Magic.STOPPED, WALL + i)
+        assert primary.decode(own, PARTNER, WALL + i) == Rejected(Reason.REFLECTED)
+    assert primary.window.highest == seen
+    assert isinstance(primary.decode(backup.encode(Magic.RUNNING, WALL + 4), PARTNER, WALL + 4),
+                      Heartbeat)
+    # the other way round: the backup's own RUNNING reflected to it is refused too
+    mirror = AuthCodec(KEY, ["198.51.100.1"], primary=False)
+    assert mirror.decode(mirror.encode(Magic.RUNNING, WALL), "198.51.100.1", WALL) == Rejected(
+        Reason.REFLECTED)
+
+
+def test_a_long_gap_costs_constant_time_and_memory() -> None:
+    window = ReplayWindow()
+    window.accept(10**6)
+    window.accept(10**6 + 86_400 * 10**6)  # a day later, in microseconds
+    assert window._seen == 1 and window.highest == 10**6 + 86_400 * 10**6
+    assert window.fresh(window.highest - 1) and not window.fresh(window.highest)

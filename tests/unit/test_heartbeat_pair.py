@@ -473,3 +473,30 @@ def test_sub_second_failover() -> None:
     link.run(11.0)
     [took_over] = activations(link, BACKUP)
     assert 10.0 < took_over <= 10.0 + 0.3 + link.latency
+
+
+def test_reflected_heartbeats_cause_no_split_brain() -> None:
+    # each director's own heartbeats sent back to it with the partner's source address, from
+    # now on, every time: the replay window must not move and nobody may act on them
+    link = steady(KEY)
+    link.run(41.0)
+    for t in range(41, 81):
+        for name, source in ((BACKUP, PRIMARY_ADDRESS), (PRIMARY, BACKUP_ADDRESS)):
+            own = [d for d in link.wire if d.sender == name and not d.lost][-1]
+            link.inject(name, own.data, source)
+        link.run(t + 1.0)
+    assert (link[PRIMARY].state, link[BACKUP].state) == (A, S)
+    reasons = {r.reason for n in (PRIMARY, BACKUP) for _, r in link[n].rejected}
+    assert Reason.REFLECTED in reasons and Reason.BAD_MAC not in reasons
+
+
+def test_a_reflected_running_cannot_make_an_active_backup_step_down() -> None:
+    link = steady(KEY)
+    link.crash(PRIMARY)
+    link.run(60.0)
+    assert link[BACKUP].state is A
+    for t in range(60, 80):
+        own = [d for d in link.wire if d.sender == BACKUP][-1]  # its own RUNNING
+        link.inject(BACKUP, own.data, PRIMARY_ADDRESS)
+        link.run(t + 1.0)
+    assert link[BACKUP].state is A
