@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import selectors
 import socket
 import struct
 from collections.abc import Callable
@@ -93,21 +94,96 @@ def peer_uid(conn: socket.socket) -> int:
     return int(struct.unpack("3i", creds)[1])
 
 
-def serve_one(conn: socket.socket, dispatch: Callable[[Request], tuple[bool, str]]) -> None:
-    """Read one request from ``conn``, answer it, close it (2 s limit for a slow client)."""
-    with conn:
-        conn.settimeout(2.0)
-        try:
-            if peer_uid(conn) not in (0, os.geteuid()):
-                conn.sendall(reply(False, "permission denied: root only"))
+#: control connections served at once (more are told "busy" and closed)
+MAX_CLIENTS = 8
+#: seconds a client has to send its whole request line
+REQUEST_DEADLINE = 2.0
+
+
+@dataclass
+class _Client:
+    conn: socket.socket
+    deadline: float
+    data: bytes = b""
+
+
+class Clients:
+    """The control socket's connections, served from lvsd's loop without ever blocking it:
+    each is non-blocking in ``sel``, has ``REQUEST_DEADLINE`` seconds for its request line,
+    and at most ``MAX_CLIENTS`` are open at once."""
+
+    def __init__(self, sel: selectors.BaseSelector,
+                 dispatch: Callable[[Request], tuple[bool, str]], clock: Callable[[], float],
+                 limit: int = MAX_CLIENTS, deadline: float = REQUEST_DEADLINE) -> None:
+        self.sel, self.dispatch, self.clock = sel, dispatch, clock
+        self.limit, self.deadline = limit, deadline
+        self._open: dict[int, _Client] = {}
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def accept(self, listener: socket.socket) -> None:
+        """Take every waiting connection."""
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
                 return
-            ok, message = dispatch(parse(_read_line(conn)))
+            conn.setblocking(False)
+            if peer_uid(conn) not in (0, os.geteuid()):
+                _answer(conn, False, "permission denied: root only")
+            elif len(self._open) >= self.limit:
+                _answer(conn, False, f"busy: {self.limit} control clients already connected")
+            else:
+                self._open[conn.fileno()] = _Client(conn, self.clock() + self.deadline)
+                self.sel.register(conn, selectors.EVENT_READ, self)
+
+    def readable(self, conn: socket.socket) -> None:
+        """Read what ``conn`` sent; answer once its line is complete."""
+        client = self._open.get(conn.fileno())
+        if client is None:
+            return
+        try:
+            chunk = conn.recv(MAX_REQUEST)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        client.data += chunk
+        if chunk and b"\n" not in client.data and len(client.data) < MAX_REQUEST:
+            return
+        self._drop(client)
+        try:
+            ok, message = self.dispatch(parse(client.data.split(b"\n", 1)[0]))
         except RequestError as exc:
             ok, message = False, str(exc)
-        except OSError:
-            return
-        with contextlib.suppress(OSError):
-            conn.sendall(reply(ok, message))
+        _answer(conn, ok, message)
+
+    def expire(self) -> None:
+        """Close the connections whose deadline passed."""
+        now = self.clock()
+        for client in [c for c in self._open.values() if now >= c.deadline]:
+            self._drop(client)
+            _answer(client.conn, False, f"request not complete within {self.deadline:g} s")
+
+    def next_deadline(self) -> float | None:
+        return min((c.deadline for c in self._open.values()), default=None)
+
+    def close(self) -> None:
+        for client in list(self._open.values()):
+            self._drop(client)
+            client.conn.close()
+
+    def _drop(self, client: _Client) -> None:
+        self._open.pop(client.conn.fileno(), None)
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(client.conn)
+
+
+def _answer(conn: socket.socket, ok: bool, message: str) -> None:
+    """Send the reply without waiting (it fits any socket buffer) and close."""
+    with conn, contextlib.suppress(OSError):
+        conn.send(reply(ok, message), socket.MSG_DONTWAIT)
 
 
 def _read_line(conn: socket.socket) -> bytes:

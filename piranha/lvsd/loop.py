@@ -58,6 +58,7 @@ class Daemon:
         self.keeper = statefile.Keeper(state_path, log.error)
         self.published: tuple[int, ...] | None = None
         self.sel = selectors.DefaultSelector()
+        self.clients = control.Clients(self.sel, engine.control, clock)
         self.wake_r = -1
 
     def run(self) -> int:
@@ -83,7 +84,8 @@ class Daemon:
             self.on_ready()
         next_timer = self.clock() + self.interval
         while True:
-            wait = min(next_timer, self.engine.next_deadline() or math.inf) - self.clock()
+            wait = min(next_timer, self.engine.next_deadline() or math.inf,
+                       self.clients.next_deadline() or math.inf) - self.clock()
             if self.runner.pending:
                 wait = 0.0
             signums, reported, woke = self._wait(max(0.0, wait))
@@ -119,7 +121,10 @@ class Daemon:
             elif key.fileobj is self.reports:
                 reported = self._read_reports() or reported
             elif key.fileobj is self.listener:
-                self._accept()
+                self.clients.accept(self.listener)
+            elif key.data is self.clients:
+                self.clients.readable(key.fileobj)
+        self.clients.expire()
         return signums, reported, bool(events)
 
     def _read_reports(self) -> bool:
@@ -138,15 +143,6 @@ class Daemon:
                 continue
             changed = self.engine.on_report(pid, report) or changed
         return changed
-
-    def _accept(self) -> None:
-        assert self.listener is not None
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            control.serve_one(conn, self.engine.control)
 
     def _reload(self) -> None:
         path = self.engine.config_path
@@ -181,6 +177,7 @@ class Daemon:
         if self.status_path is not None:  # nothing of ours is in the table any more
             with contextlib.suppress(OSError):
                 os.unlink(self.status_path)
+        self.clients.close()
         if self.listener is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self.listener.getsockname())

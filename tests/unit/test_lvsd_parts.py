@@ -86,23 +86,73 @@ def test_control_requests() -> None:
     assert json.loads(control.reply(True, "fine")) == {"ok": True, "message": "fine"}
 
 
+def serve_until(clients: control.Clients, sel, listener, done) -> None:
+    """Run the loop's part of the control socket until ``done()``."""
+    deadline = time.monotonic() + 10
+    while not done():
+        assert time.monotonic() < deadline, "control clients still open after 10 s"
+        for key, _ in sel.select(0.05):
+            if key.fileobj is listener:
+                clients.accept(listener)
+            elif key.data is clients:
+                clients.readable(key.fileobj)
+        clients.expire()
+
+
 def test_control_socket_round_trip_and_mode(tmp_path) -> None:
+    import selectors
+    import threading
+
     path = str(tmp_path / "run" / "lvsd.sock")
     listener = control.bind(path)
     assert os.stat(path).st_mode & 0o777 == 0o600
-    import threading
-
-    def serve() -> None:
-        listener.setblocking(True)
-        conn, _ = listener.accept()
-        control.serve_one(conn, lambda req: (True, f"{req.cmd} {req.server}"))
-
-    thread = threading.Thread(target=serve)
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ)
+    clients = control.Clients(sel, lambda req: (True, f"{req.cmd} {req.server}"), time.monotonic)
+    answers: list[dict] = []
+    thread = threading.Thread(target=lambda: answers.append(control.request(
+        path, {"cmd": "enable", "virtual": "web", "server": "web2"})))
     thread.start()
-    answer = control.request(path, {"cmd": "enable", "virtual": "web", "server": "web2"})
+    serve_until(clients, sel, listener, lambda: answers)
     thread.join(5)
     listener.close()
-    assert answer == {"ok": True, "message": "enable web2"}
+    assert answers == [{"ok": True, "message": "enable web2"}]
+
+
+def test_a_slow_control_client_never_blocks_the_others(tmp_path) -> None:
+    import selectors
+    import socket
+
+    path = str(tmp_path / "lvsd.sock")
+    listener = control.bind(path)
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ)
+    now = [100.0]
+    clients = control.Clients(sel, lambda req: (True, req.cmd), lambda: now[0], limit=3)
+    slow = [socket.socket(socket.AF_UNIX) for _ in range(3)]
+    for s in slow:
+        s.connect(path)
+        s.sendall(b'{"cmd": "pi')  # never finishes its line
+    clients.accept(listener)
+    assert len(clients) == 3
+    extra = socket.socket(socket.AF_UNIX)
+    extra.connect(path)
+    clients.accept(listener)
+    assert json.loads(extra.recv(4096)) == {"ok": False,
+                                            "message": "busy: 3 control clients already connected"}
+    serve_until(clients, sel, listener, lambda: True)  # one turn: nothing blocks
+    now[0] += control.REQUEST_DEADLINE
+    clients.expire()
+    assert len(clients) == 0
+    assert json.loads(slow[0].recv(4096))["message"] == "request not complete within 2 s"
+    fast = socket.socket(socket.AF_UNIX)
+    fast.connect(path)
+    fast.sendall(b'{"cmd": "ping"}\n')
+    clients.accept(listener)
+    serve_until(clients, sel, listener, lambda: len(clients) == 0)
+    assert json.loads(fast.recv(4096)) == {"ok": True, "message": "ping"}
+    for s in (*slow, extra, fast, listener):
+        s.close()
 
 
 def test_state_file_round_trip(tmp_path) -> None:
