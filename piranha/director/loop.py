@@ -44,10 +44,11 @@ from piranha.heartbeat.events import (
 from piranha.heartbeat.machine import FailoverMachine
 from piranha.heartbeat.packet import Heartbeat, Reason
 from piranha.heartbeat.transport import Transport
+from piranha.ratelimit import LogLimiter
 
 _HANDLED = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
-#: identical rejection lines are logged at most once per this many seconds (a flood of
-#: forged packets must not flood syslog)
+#: rejections of one kind are logged at most once per this many seconds (a flood of forged
+#: packets must not flood syslog)
 REJECT_LOG_INTERVAL = 10.0
 
 
@@ -95,7 +96,7 @@ class PulseLoop:
         self._registered: set[int] = set()
         self._link_faults: list[str] = []
         self._next_link_check = math.inf
-        self._rejects: dict[str, float] = {}
+        self._rejects = LogLimiter(clocks.monotonic, REJECT_LOG_INTERVAL)
 
     # ---- the loop --------------------------------------------------------------------------
 
@@ -238,10 +239,9 @@ class PulseLoop:
         if reason is Reason.UNEXPECTED_SENDER:  # pulse logs these only with -v
             self.log.debug(line)
             return
-        key = f"{reason.name}:{line}"
-        if now - self._rejects.get(key, -math.inf) >= REJECT_LOG_INTERVAL:
-            self._rejects[key] = now
-            self.log.warning(line)
+        text = self._rejects.line(reason.name, line)
+        if text is not None:
+            self.log.warning(text)
 
     # ---- plumbing --------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from piranha.health.report import ReportError, decode
 from piranha.lvsd import control, statefile
 from piranha.lvsd.engine import Engine
 from piranha.lvsd.view import snapshot
+from piranha.ratelimit import LogLimiter
 from piranha.supervise.runner import ProcessRunner
 from piranha.supervise.zygote import ZygoteDied
 
@@ -56,6 +57,7 @@ class Daemon:
         self.interval, self.clock = reconcile_interval, clock
         self.on_ready = on_ready
         self.keeper = statefile.Keeper(state_path, log.error)
+        self.bad_reports = LogLimiter(clock)
         self.published: tuple[int, ...] | None = None
         self.sel = selectors.DefaultSelector()
         self.clients = control.Clients(self.sel, engine.control, clock)
@@ -139,7 +141,10 @@ class Daemon:
             try:
                 report = decode(data)
             except ReportError as exc:
-                self.log.warning(f"pid {pid}: {exc}: {exc.line!r}")
+                text = self.bad_reports.line("report",
+                                             f"pid {pid}: {exc}: {exc.line!r}")
+                if text is not None:
+                    self.log.warning(text)
                 continue
             changed = self.engine.on_report(pid, report) or changed
         return changed
