@@ -257,6 +257,10 @@ class Engine:
         return (self.health.generation, self.drains.generation, self.supervisor.generation,
                 self.applier.ops_applied, self.reloads)
 
+    def state_generation(self) -> tuple[object, ...]:
+        """Moves whenever :meth:`saved_state` may have changed (cheap, unlike building it)."""
+        return (self.drains.generation, self.reloads, self.retired, self.stopped)
+
     def saved_state(self) -> SavedState:
         """What the state file must hold now (nothing owned once shut down)."""
         owned = set() if self.stopped else set(owned_keys(self.cluster) | self.retired)

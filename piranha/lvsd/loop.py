@@ -59,6 +59,7 @@ class Daemon:
         self.keeper = statefile.Keeper(state_path, log.error)
         self.bad_reports = LogLimiter(clock)
         self.published: tuple[int, ...] | None = None
+        self.kept: tuple[object, ...] | None = None
         self.sel = selectors.DefaultSelector()
         self.clients = control.Clients(self.sel, engine.control, clock)
         self.wake_r = -1
@@ -197,7 +198,10 @@ class Daemon:
 
     def _publish(self) -> None:
         """Persist the state file and rewrite the status snapshot if they changed."""
-        self.keeper.keep(self.engine.saved_state())
+        kept = self.engine.state_generation()
+        if kept != self.kept:  # building the state means every owned key: not every turn
+            self.kept = kept
+            self.keeper.keep(self.engine.saved_state())
         generation = self.engine.generation()
         if self.status_path is None or generation == self.published:
             return
