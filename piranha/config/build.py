@@ -175,6 +175,8 @@ class Builder:
         full = 128 if address is not None and address.ip.version == 6 else 32
         if values.get("pmask") == full:
             values["pmask"] = None  # the kernel's default; Piranha drops it too
+        if values.get("persistent", 0) == 0:
+            values["pmask"] = None  # Piranha passes -M only with -p (warned in _check_virtual)
 
     def _check_virtual(self, vs: VirtualServer, sec: Section,
                        servers: list[tuple[RealServer, Section]], network: Network) -> None:
@@ -183,9 +185,10 @@ class Builder:
         if sec.values.get("persistent", 0) < 0:
             self.warn(sec.where["persistent"], "persistent: a negative value means no "
                       "persistence; read as 0")
-        if vs.pmask is not None and vs.persistent == 0 and "persistent" not in sec.failed:
-            self.error(sec.where["pmask"], "pmask: only meaningful with persistent > 0; "
-                       "set persistent or remove pmask")
+        if sec.values.get("pmask") is not None and vs.persistent == 0 \
+                and "persistent" not in sec.failed:
+            self.warn(sec.where["pmask"], "pmask: ignored without persistent > 0 (as Piranha "
+                      "did); set persistent or remove pmask")
         if vs.address is None or is_unset(vs.address.ip):
             if vs.active and "address" not in sec.failed:
                 self._no_address(f"virtual '{vs.name}'", sec, "address = IP DEVICE")
@@ -260,6 +263,13 @@ class Builder:
                 self.warn(here, f"server '{rs.name}' uses port {rs.port}, the virtual's port "
                           "when the server block was read (a later 'port' line does not "
                           "apply to it)")
+        active = [(rs, sec) for rs, sec in servers if rs.active and rs.address is not None]
+        if vs.active and active and all(rs.weight == 0 for rs, _ in active):
+            first = active[0][1]
+            where = first.value_at.get("weight", first.header)
+            assert where is not None
+            self.warn(where, f"virtual '{vs.name}': every active real server has weight 0, so "
+                      "the virtual gets no traffic (only a sorry_server could answer)")
 
     def failover(self, block: Block, fos: bool) -> FailoverService:
         """A legacy failover service (``fos``: service = fos, so it must be runnable)."""

@@ -143,13 +143,14 @@ def flag(tokens: tuple[Token, ...], ctx: Context) -> bool:
 
 
 def seconds(minimum: float, inclusive: bool) -> Converter:
-    """A duration in seconds; fractions are an extension (``keepalive = 0.5``)."""
+    """A duration in seconds: an integer as Piranha read it (strtol base 0: ``017`` is 15, with
+    a warning); fractions are an extension (``keepalive = 0.5``)."""
     def convert(tokens: tuple[Token, ...], ctx: Context) -> float:
         token = tokens[0]
-        if _DECIMAL.fullmatch(token.text):
-            value = float(token.text)
-        elif _STRTOL.fullmatch(token.text):
+        if _STRTOL.fullmatch(token.text):
             value = float(parse_int(token, ctx))
+        elif _DECIMAL.fullmatch(token.text):
+            value = float(token.text)
         else:
             raise Invalid(token, f"expected a number of seconds, found '{token.text}'")
         low_ok = value >= minimum if inclusive else value > minimum

@@ -514,6 +514,38 @@ def test_fractional_seconds(written: str, seconds: float) -> None:
     assert (c.virtuals[0].timeout, c.virtuals[0].reentry) == (seconds, seconds)
 
 
+@pytest.mark.parametrize(("key", "text"), [
+    ("keepalive", f"{PRIMARY}keepalive = 017\ndeadtime = 100\nvirtual v {{\n}}\n"),
+    ("deadtime", f"{PRIMARY}deadtime = 017\nvirtual v {{\n}}\n"),
+    ("timeout", f"{PRIMARY}virtual v {{\n     timeout = 017\n}}\n"),
+    ("reentry", f"{PRIMARY}virtual v {{\n     reentry = 017\n}}\n")])
+def test_seconds_with_a_leading_zero_are_octal_as_piranha_read_them(key: str, text: str) -> None:
+    result = load(text)
+    owner = result.cluster.virtuals[0] if key in ("timeout", "reentry") else result.cluster
+    assert getattr(owner, key) == 15.0
+    octal = [w.message for w in result.warnings if "octal" in w.message]
+    assert octal == [f"{key}: '017' is octal (a leading 0 means base 8), read as 15"]
+    # a fraction is decimal whatever its leading zeros (an extension: Piranha had none)
+    fraction = load(text.replace("017", "017.5"))
+    owner = fraction.cluster.virtuals[0] if key in ("timeout", "reentry") else fraction.cluster
+    assert getattr(owner, key) == 17.5
+    assert not [w for w in fraction.warnings if "octal" in w.message]
+
+
+def test_a_virtual_whose_active_servers_all_weigh_zero_is_warned_about() -> None:
+    servers = ("     server a {\n         address = 10.0.1.1\n         active = 1\n"
+               "         weight = 0\n     }\n"
+               "     server b {\n         address = 10.0.1.2\n         active = {b}\n"
+               "         weight = {w}\n     }\n")
+    zero = load(one_virtual("", servers.replace("{b}", "1").replace("{w}", "0")))
+    assert [str(w) for w in zero.warnings] == [
+        "t.cf:8:19: warning: virtual 'www': every active real server has weight 0, so the "
+        "virtual gets no traffic (only a sorry_server could answer)"]
+    for b, w in (("1", "1"), ("0", "5")):  # one server with weight, or the weighty one inactive
+        other = load(one_virtual("", servers.replace("{b}", b).replace("{w}", w)))
+        assert bool(other.warnings) == (b == "0"), other.warnings
+
+
 def test_reentry_may_be_zero_but_timeout_may_not() -> None:
     assert virtual_of(one_virtual("     reentry = 0\n")).reentry == 0.0
     assert errors(one_virtual("     timeout = 0\n")) == [
@@ -575,13 +607,21 @@ def test_pmask_all_ones_without_persistence_is_not_an_error() -> None:
     assert virtual_of(one_virtual("     pmask = 255.255.255.255\n")).pmask is None
 
 
+def test_pmask_without_persistence_is_ignored_with_a_warning_as_piranha_did() -> None:
+    # Piranha's GUI writes such files; lvs passed -M only together with -p
+    result = load(one_virtual("     pmask = 255.255.255.0\n"))
+    assert result.cluster.virtuals[0].pmask is None
+    assert [str(w) for w in result.warnings] == [
+        "t.cf:5:6: warning: pmask: ignored without persistent > 0 (as Piranha did); set "
+        "persistent or remove pmask"]
+    persistent = load(one_virtual("     persistent = 60\n     pmask = 255.255.255.0\n"))
+    assert persistent.cluster.virtuals[0].pmask == 24 and not persistent.warnings
+
+
 def test_bad_masks_are_errors() -> None:
     assert errors(one_virtual("     vip_nmask = 255.255.0.255\n")) == [
         "t.cf:5:18: error: vip_nmask: expected a netmask with contiguous bits (255.255.255.0) "
         "or a prefix length such as 24, found '255.255.0.255'"]
-    assert errors(one_virtual("     pmask = 255.255.255.0\n")) == [
-        "t.cf:5:6: error: pmask: only meaningful with persistent > 0; set persistent or "
-        "remove pmask"]
 
 
 @pytest.mark.parametrize(("written", "value", "warning"), [
