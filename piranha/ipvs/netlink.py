@@ -1,8 +1,12 @@
-"""NetlinkIpvs: the kernel's IPVS table over generic netlink (the only pyroute2 user of ipvs/).
+"""NetlinkIpvs: the kernel's IPVS table over generic netlink, on a socket of our own.
 
-pyroute2 does what it is good at here: entering a network namespace and resolving the IPVS
-generic-netlink family (``ctrlmsg``), once per socket. Everything per-op is our own, because
-pyroute2's IPVS helper sends one request at a time and decodes ~100 us per message:
+pyroute2 is not used here. Its IPVS helper sends one request at a time and decodes ~100 us per
+message, and what remained (entering a namespace, resolving the family id once per socket) cost
+``import pyroute2``, which loads the whole library: 0.2-0.3 s on a host and ~28 s in the
+emulated VM of the kernel tier, on every lvsd and piranha-ipvsadm start. So:
+
+* the socket is created in the asked namespace with setns(2), and the IPVS family id comes from
+  one CTRL_CMD_GETFAMILY request to the generic-netlink controller;
 
 * ``apply`` encodes every op first (nothing is sent if one cannot be encoded), each with its
   own sequence number and NLM_F_ACK, then sends them in batches: one ``send()`` of up to
@@ -47,6 +51,13 @@ NETLINK_GENERIC = 16
 SOL_NETLINK = 270
 NETLINK_CAP_ACK = 10
 SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
+CLONE_NEWNET = 0x40000000
+NETNS_RUN_DIR = "/var/run/netns"
+#: the generic-netlink controller (linux/genetlink.h): its id, command and attributes
+GENL_ID_CTRL, CTRL_CMD_GETFAMILY = 0x10, 3
+CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME = 1, 2
+NLM_F_REQUEST = 1
+GENL_HEADER = 4  # cmd, version, reserved
 #: socket buffers we ask for (the FORCE variants need CAP_NET_ADMIN, which IPVS needs anyway)
 BUFFER_BYTES = 8 << 20
 #: worst-case receive-queue cost of one acknowledgement (skb truesize), for batch sizing
@@ -64,20 +75,35 @@ _NOOP = struct.Struct("=IHHII")
 
 
 def _open_socket(netns: str | None, timeout: float) -> socket.socket:
-    """A bound generic-netlink socket, created inside ``netns`` when one is named."""
+    """A bound generic-netlink socket, created inside ``netns`` (a name under /var/run/netns,
+    or a path) when one is named; this thread returns to its own namespace afterwards."""
     if netns is None:
         return _new_socket(timeout)
-    from pyroute2 import netns as pr_netns  # imported here: ~0.1 s on a host, seconds in the VM
-
-    home = os.open("/proc/self/ns/net", os.O_RDONLY)
+    target = os.open(netns if "/" in netns else os.path.join(NETNS_RUN_DIR, netns), os.O_RDONLY)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
-        pr_netns.setns(netns, flags=0)  # flags=0: never create a missing namespace
+        _setns(target)
         try:
             return _new_socket(timeout)  # a socket stays in the namespace it was born in
         finally:
-            pr_netns.setns(home)
+            _setns(home)
     finally:
         os.close(home)
+        os.close(target)
+
+
+def _setns(fd: int) -> None:
+    """setns(2) into the network namespace ``fd`` (os.setns from Python 3.12, else libc)."""
+    call = getattr(os, "setns", None)
+    if call is not None:
+        call(fd, CLONE_NEWNET)
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"setns: {os.strerror(code)}")
 
 
 def _new_socket(timeout: float) -> socket.socket:
@@ -98,29 +124,33 @@ def _new_socket(timeout: float) -> socket.socket:
     return sock
 
 
-def _resolve_family(sock: socket.socket) -> int:
-    """The IPVS family id, asked of the generic-netlink controller with pyroute2's ctrlmsg."""
-    from pyroute2.netlink import CTRL_CMD_GETFAMILY, GENL_ID_CTRL, NLM_F_REQUEST, ctrlmsg
+def _resolve_family(sock: socket.socket, name: str | None = None) -> int:
+    """The id of family ``name`` (default IPVS), asked of the generic-netlink controller.
 
-    msg = ctrlmsg()
-    msg["cmd"] = CTRL_CMD_GETFAMILY
-    msg["version"] = 1
-    msg["attrs"] = [("CTRL_ATTR_FAMILY_NAME", W.GENL_NAME)]
-    msg["header"]["type"] = GENL_ID_CTRL
-    msg["header"]["flags"] = NLM_F_REQUEST
-    msg.encode()
-    sock.send(msg.data)
-    data = sock.recv(1 << 16)
-    reply = ctrlmsg(data)
-    reply.decode()
-    if reply["header"]["type"] == W.NLMSG_ERROR:
-        code = D.error_code(data, D.NLMSG.size)
-        if code == 2:  # ENOENT: no such family
-            raise IpvsUnavailable(
-                "IPVS is not available: the kernel has no 'IPVS' generic netlink family "
-                "(load the ip_vs module, or use a kernel built with CONFIG_IP_VS)")
-        raise OSError(code, f"resolving the IPVS netlink family: {os.strerror(code)}")
-    return int(reply.get_attr("CTRL_ATTR_FAMILY_ID"))
+    Only a reply from the kernel (port 0) to this request (its sequence number) counts."""
+    name = name or W.GENL_NAME
+    seq = 1
+    sock.send(W.message(CTRL_CMD_GETFAMILY, W.string(CTRL_ATTR_FAMILY_NAME, name),
+                        GENL_ID_CTRL, NLM_F_REQUEST, seq))
+    while True:
+        data, (port, _groups) = sock.recvfrom(1 << 16)
+        if port != 0:
+            continue
+        for kind, got, off, end in D.messages(data, len(data)):
+            if got != seq:
+                continue
+            if kind == W.NLMSG_ERROR:
+                code = D.error_code(data, off)
+                if code == errno.ENOENT and name == W.GENL_NAME:
+                    raise IpvsUnavailable(
+                        "IPVS is not available: the kernel has no 'IPVS' generic netlink family "
+                        "(load the ip_vs module, or use a kernel built with CONFIG_IP_VS)")
+                raise OSError(code, f"resolving the {name} netlink family: {os.strerror(code)}")
+            if kind == GENL_ID_CTRL:
+                span = D.attrs(data, off + GENL_HEADER, end).get(CTRL_ATTR_FAMILY_ID)
+                if span is not None and span[1] - span[0] >= 2:
+                    return int(struct.unpack_from("=H", data, span[0])[0])
+                raise OSError(errno.EPROTO, f"the netlink controller's reply has no id for {name}")
 
 
 class NetlinkIpvs:

@@ -9,7 +9,7 @@ Differences by design: the backend is opened only when a command needs the kerne
 ``-h``, ``-v``, argument errors and ``-c`` work without IPVS (ipvsadm initialises IPVS
 first and exits 2 without it), and that failure adds a hint line; ``-R`` is batched (see
 :mod:`piranha.ipvsadm.restore`); non-contiguous IPv4 ``-M`` masks are refused (see
-:mod:`piranha.ipvsadm.ops`). pyroute2 is imported only when the kernel backend opens.
+:mod:`piranha.ipvsadm.ops`).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def init_failure(exc: BaseException | None = None) -> Exit:
 
 
 def open_kernel_backend() -> IpvsBackend:
-    """The netlink backend (imports pyroute2)."""
+    """The netlink backend (opens a generic-netlink socket of its own)."""
     from piranha.ipvs.netlink import NetlinkIpvs
 
     return NetlinkIpvs()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import socket
 import struct
+import subprocess
+import sys
 from ipaddress import IPv4Address
 
 import pytest
@@ -32,6 +34,20 @@ def test_a_kernel_without_the_ipvs_family_says_so_in_one_line(monkeypatch):
         netlink.NetlinkIpvs()
     assert str(caught.value).startswith("IPVS is not available: the kernel has no 'IPVS'")
     assert "\n" not in str(caught.value)
+
+
+def test_the_family_id_comes_from_the_kernels_controller_without_pyroute2():
+    # nlctrl, the controller itself, has the fixed id 0x10 on every kernel; any other family
+    # that is missing is an OSError naming it
+    code = ("import socket, sys; from piranha.ipvs import netlink as N; "
+            "s = N._new_socket(5.0); print(N._resolve_family(s, 'nlctrl')); "
+            "print('pyroute2' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.split() == ["16", "False"]
+    with netlink._new_socket(5.0) as sock, pytest.raises(OSError) as caught:
+        netlink._resolve_family(sock, "PIRNOFAMILY")
+    assert caught.value.errno == errno.ENOENT and "PIRNOFAMILY" in str(caught.value)
 
 
 def test_bulk_receive_takes_every_queued_datagram_and_flags_oversized_ones():
