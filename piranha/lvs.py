@@ -29,7 +29,7 @@ from piranha.lvsd import control, logs, status
 from piranha.lvsd.engine import Engine, check_specs
 from piranha.lvsd.loop import Daemon
 from piranha.model import Cluster
-from piranha.reconcile import desired, owned_keys, plan
+from piranha.reconcile import desired, owned_keys, plan, set_timeouts
 from piranha.supervise.children import Main
 from piranha.supervise.zygote import ZygoteRunner
 
@@ -65,7 +65,9 @@ def test_plan(cluster: Cluster) -> list[str]:
         servers = sum(1 for s in vs.servers if s.active)
         lines.append(f"lvs: virtual service {vs.name}: {servers} active real servers")
     weights = {dest: spec.weight for dest, spec in check_specs(cluster).items()}
-    for op in plan(Table(), desired(cluster, weights), owned_keys(cluster)):
+    timeouts = set_timeouts(cluster)
+    for op in [*([timeouts] if timeouts else []),
+               *plan(Table(), desired(cluster, weights), owned_keys(cluster))]:
         lines.append(f"lvs: would run: {op_text(op)}")
     return lines
 

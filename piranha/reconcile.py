@@ -35,8 +35,10 @@ from piranha.ipvs.types import (
     Proto,
     Service,
     ServiceKey,
+    SetTimeouts,
     SvcFlags,
     Table,
+    Timeouts,
 )
 from piranha.model import Cluster, Network, RealServer, ServiceProtocol, VirtualServer
 
@@ -126,6 +128,15 @@ def _dest_port(key: ServiceKey, forward: Forward, port: int) -> int:
     if not key.fwmark and forward in (Forward.ROUTE, Forward.TUNNEL):
         return key.port  # what ipvsadm -g/-i does, so the kernel entry matches Piranha's
     return port
+
+
+def set_timeouts(cluster: Cluster, before: Cluster | None = None) -> SetTimeouts | None:
+    """``ipvsadm --set TCP TCPFIN UDP`` from lvs.cf, when it changes something: not for
+    ``0 0 0`` (which changes nothing) nor when ``before`` had the same values."""
+    new = Timeouts(cluster.tcp_timeout, cluster.tcpfin_timeout, cluster.udp_timeout)
+    old = None if before is None else Timeouts(before.tcp_timeout, before.tcpfin_timeout,
+                                               before.udp_timeout)
+    return SetTimeouts(new) if new != Timeouts() and new != old else None
 
 
 def plan(actual: Table, want: Table, owned: Iterable[ServiceKey]) -> list[Op]:

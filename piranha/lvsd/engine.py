@@ -29,7 +29,7 @@ from piranha.health.check import CheckSpec
 from piranha.health.report import DestId, HealthReport
 from piranha.health.types import ServerState
 from piranha.ipvs.backend import IpvsBackend
-from piranha.ipvs.types import DelService, DestKey, Op, ServiceKey, SetTimeouts, Table, Timeouts
+from piranha.ipvs.types import DelService, DestKey, Op, ServiceKey, Table
 from piranha.lvsd.apply import Applier
 from piranha.lvsd.book import Health, HealthBook
 from piranha.lvsd.control import Request
@@ -38,7 +38,7 @@ from piranha.lvsd.planner import Decision, World, decide
 from piranha.lvsd.statefile import SavedState
 from piranha.lvsd.view import EngineView, transition_line
 from piranha.model import Cluster
-from piranha.reconcile import dest_key, owned_keys, plan, service_key
+from piranha.reconcile import dest_key, owned_keys, plan, service_key, set_timeouts
 from piranha.supervise.children import Main, Supervisor
 from piranha.supervise.policy import RestartPolicy
 from piranha.supervise.runner import ProcessRunner, exit_text
@@ -306,10 +306,7 @@ class Engine:
                 self.grace[service_key(vs)] = now + vs.timeout + SORRY_GRACE_MARGIN
 
     def _set_timeouts(self, old: Cluster | None) -> None:
-        c = self.cluster
-        new = Timeouts(c.tcp_timeout, c.tcpfin_timeout, c.udp_timeout)
-        before = None if old is None else Timeouts(old.tcp_timeout, old.tcpfin_timeout,
-                                                   old.udp_timeout)
-        if new != Timeouts() and new != before:  # 0 0 0 changes nothing: no op to send
-            for failure in self.applier.apply([SetTimeouts(new)]):
+        op = set_timeouts(self.cluster, old)
+        if op is not None:
+            for failure in self.applier.apply([op]):
                 self.log.error(f"ipvs: setting timeouts failed: {failure.message}")

@@ -78,6 +78,22 @@ def test_lvsd_test_start_loads_the_config(capsys) -> None:
     assert "lvs: virtual service https: 3 active real servers" in out
 
 
+def test_lvsd_test_start_prints_every_step_lvsd_takes_in_its_order(tmp_path: Path,
+                                                                    capsys) -> None:
+    path = tmp_path / "lvs.cf"
+    path.write_text("primary = 10.0.0.1\nservice = lvs\ntcp_timeout = 900\n"
+                    "udp_timeout = 300\nvirtual www {\n     active = 1\n"
+                    "     address = 10.0.0.80 eth0:1\n     persistent = 60\n"
+                    "     pmask = 255.255.255.0\n     server a {\n"
+                    "         address = 10.0.1.1\n         active = 1\n     }\n}\n")
+    assert lvs.main(["-t", "-c", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "lvs: virtual service www: 1 active real servers",
+        "lvs: would run: ipvsadm --set 900 0 300",  # the timeouts first, as lvsd sets them
+        "lvs: would run: ipvsadm -A -t 10.0.0.80:80 -s wlc -p 60 -M 255.255.255.0",
+        "lvs: would run: ipvsadm -a -t 10.0.0.80:80 -r 10.0.1.1:80 -m -w 1"]
+
+
 def test_daemons_refuse_a_broken_config(tmp_path: Path, capsys) -> None:
     path = tmp_path / "lvs.cf"
     path.write_text(BROKEN)
