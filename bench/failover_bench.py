@@ -59,9 +59,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
-import socket
-import struct
 import subprocess
 import tempfile
 import time
@@ -77,7 +74,6 @@ from lab.bench import (
     Lan,
     Member,
     NameServer,
-    Netns,
     Prober,
     Pulse,
     RtWatch,
@@ -92,9 +88,10 @@ from lab.bench import (
     spread,
     subreaper,
     sysctl,
-    wait_for,
 )
 from lab.keepalived import Check, Keepalived, Vrrp, director_config
+from lab.netlab import set_links
+from lab.patience import wait_for
 
 VIP, PORT = "198.51.100.10", 8080
 ROUTER = "10.200.0.254"
@@ -233,21 +230,6 @@ virtual web {{
 
 # ---- the lab ---------------------------------------------------------------------------------
 
-SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
-
-
-def set_links(ns: Netns, up: bool, devices: tuple[str, ...] = ("eth0", "eth1")) -> None:
-    """Links up or down with ioctls from this process (no ``ip`` start-up in the way)."""
-    with ns.entered():
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    with sock:
-        for dev in devices:
-            req = struct.pack("16sH14x", dev.encode(), 0)
-            flags = struct.unpack("16sH14x", fcntl.ioctl(sock, SIOCGIFFLAGS, req))[1]
-            flags = flags | IFF_UP if up else flags & ~IFF_UP
-            fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH14x", dev.encode(), flags))
-
-
 class Lab:
     """The LAN, its real servers, the two directors of one peer and the table views."""
 
@@ -296,7 +278,7 @@ class Lab:
     def reboot(self, name: str) -> None:
         """What a rebooted director looks like: links up, no VIPs, empty IPVS state."""
         ns = self.lan[name].ns
-        set_links(ns, True)
+        set_links(ns, "up", "eth0", "eth1")
         for addr, dev in ((f"{VIP}/32", "eth0"), (f"{ROUTER}/24", "eth1")):
             ns.exec(["ip", "addr", "del", addr, "dev", dev])
         ns.exec(["ipvsadm", "-C"])
@@ -377,7 +359,7 @@ def failover_trial(lab: Lab, peer: str, setting: Setting, probe_timeout: float, 
     try:
         time.sleep(1.0)
         heard_at, killed = heard.at_phase(setting.keepalive, phase(n, trials))
-        set_links(lab.lan[active].ns, False)
+        set_links(lab.lan[active].ns, "down", "eth0", "eth1")
         lab.directors[active].crash()
         wait_for("the VIP answering from the other director",
                  lambda: prober.first_success_after(killed), 60, step=0.01)

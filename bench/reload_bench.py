@@ -62,9 +62,9 @@ from lab.bench import (
     save,
     spread,
     subreaper,
-    wait_for,
 )
 from lab.keepalived import Check, Keepalived, checker_config
+from lab.patience import wait_for
 
 VIP, BASE_PORT, RPORT = "198.51.100.10", 10000, 8080
 

@@ -27,6 +27,7 @@ cat >"$OUT/guest.sh" <<GUEST
 # guest side: load IPVS, run the command, record output and exit status
 cd $(printf '%q' "$ROOT") || exit 1
 export PATH=$(printf '%q' "$VENV/bin"):/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PIRANHA_PATIENCE=$(printf '%q' "${PIRANHA_PATIENCE:-1}")
 export PYTHONDONTWRITEBYTECODE=1 PIRANHA_OUT=$(printf '%q' "$OUT") PIRANHA_KERNEL_TIER=1
 {
     modprobe ip_vs || echo "vm-run: modprobe ip_vs FAILED"

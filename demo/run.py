@@ -37,8 +37,8 @@ from lab.netlab import (
     neighbour_mac,
     payload,
     set_links,
-    wait_for,
 )
+from lab.patience import START, limit, wait_for
 
 ROUTER = "10.200.0.254"
 MACS = {"d1": "02:00:00:00:01:01", "d2": "02:00:00:00:01:02"}
@@ -140,7 +140,7 @@ class Demo:
                 (f"piranha status ({director})",
                  ["piranha", "status", "--status-file", str(p.status_file)]),
                 (f"piranha-ipvsadm -Ln ({director})", ["piranha-ipvsadm", "-Ln"])):
-            out = ns.exec(argv)
+            out = ns.exec(argv, timeout=START)  # a CLI starts in seconds in the VM
             print(f"    --- {title} ---")
             for line in (out.stdout + out.stderr).rstrip().splitlines():
                 print(f"    {line}")
@@ -166,7 +166,7 @@ class Demo:
         for n in (1, 2):
             name = f"d{n}"
             self.pulses[name] = Pulse(lan[name], self.work, name, CONFIG,
-                                      ["--ip-forward=set", "--lvsd-timeout=120"])
+                                      ["--ip-forward=set", f"--lvsd-timeout={limit(START):g}"])
         for n in (1, 2):  # the FTP marks, on both directors (harmless on the standby)
             out = lan[f"d{n}"].ns.exec(["piranha", "fwmark-rules", "-c",
                                         str(self.pulses[f"d{n}"].cf), "--apply"])
@@ -180,10 +180,10 @@ class Demo:
         d1, d2 = self.pulses["d1"], self.pulses["d2"]
         t0 = time.monotonic()
         d1.start()
-        d1.wait_log("started as master", 120)
+        d1.wait_log("started as master", START)
         d2.start()
-        wait_for("d1 holding the VIP", lambda: has_vip(self.lan["d1"].ns), 180)
-        wait_for("d2's lvsd running", lambda: "started lvsd" in d2.text(run_only=True), 120)
+        wait_for("d1 holding the VIP", lambda: has_vip(self.lan["d1"].ns), START)
+        wait_for("d2's lvsd running", lambda: "started lvsd" in d2.text(run_only=True), START)
         wait_for("the VIP answering",
                  lambda: ask(self.lan["client"].ns, VIP, 80) in SERVERS, 120)
         took = time.monotonic() - t0

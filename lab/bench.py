@@ -44,7 +44,6 @@ from lab.netlab import (  # noqa: F401  (re-exported for the benches)
     delete,
     has_vip,
     sysctl,
-    wait_for,
 )
 
 

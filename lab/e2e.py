@@ -36,8 +36,8 @@ from lab.netlab import (  # noqa: F401
     neighbour_mac,
     payload,
     sysctl,
-    wait_for,
 )
+from lab.patience import limit, wait_for
 
 VIP = "198.51.100.10"
 D_MAC, C_MAC = "02:00:00:00:0e:01", "02:00:00:00:0e:64"
@@ -115,7 +115,7 @@ def piranha_argv(ns: Any, *args: str) -> list[str]:
 def piranha(ns: Any, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run the ``piranha`` admin command inside namespace ``ns`` (output captured)."""
     return subprocess.run(piranha_argv(ns, *args), text=True, capture_output=True,
-                          timeout=timeout, check=False)
+                          timeout=limit(timeout), check=False)
 
 
 def make_realservers(net: Lan, tmp: Path, vip: str = VIP) -> None:
@@ -125,7 +125,7 @@ def make_realservers(net: Lan, tmp: Path, vip: str = VIP) -> None:
                      str(tmp / f"rs{n}.json")),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for n in (1, 2)}
     for n, proc in procs.items():
-        out, _ = proc.communicate(timeout=120)
+        out, _ = proc.communicate(timeout=limit(120))
         print(f"rs{n}: piranha realserver --vip {vip}:\n{out}")
         assert proc.returncode == 0, out
         assert f"ip addr add {vip}/32 dev lo label lo:piranha" in out
@@ -213,7 +213,7 @@ def pasv_reply(client: Any, address: str) -> str:
 def nft(ns: Any, script: str) -> None:
     """Load an nft script in ``ns`` (AssertionError with nft's message if it fails)."""
     r = subprocess.run(["ip", "netns", "exec", ns.name, "nft", "-f", "-"], input=script,
-                       text=True, capture_output=True, timeout=60, check=False)
+                       text=True, capture_output=True, timeout=limit(60), check=False)
     assert r.returncode == 0, r.stderr
 
 

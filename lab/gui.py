@@ -19,13 +19,13 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lab.netlab import ROOT
+from lab.patience import limit, wait_for
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 PASSWORD = "correct horse battery"
@@ -36,15 +36,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-def wait_for(what: str, check: Any, timeout: float, step: float = 0.05) -> None:
-    """Poll ``check()`` until truthy (AssertionError naming ``what`` after ``timeout`` s)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(step)
 
 
 def listening(host: str, port: int) -> bool:
@@ -74,10 +65,10 @@ class Proc:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(15)
+                self.proc.wait(limit(15))
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait(5)
+                self.proc.wait(limit(5))
         return self.proc.returncode
 
 
@@ -112,7 +103,7 @@ def set_password(path: Path, password: str = PASSWORD) -> None:
     """``piranha-passwd --stdin -f path``."""
     subprocess.run([sys.executable, "-m", "piranha.gui.passwd", "--stdin", "-f", str(path)],
                    input=password + "\n", text=True, check=True, capture_output=True,
-                   timeout=30)
+                   timeout=limit(30))
 
 
 def start_gui(tmp: Path, config: Path, extra: list[str], host: str = "127.0.0.1") -> tuple[Proc,

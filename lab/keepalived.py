@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.patience import limit
+
 KEEPALIVED = "keepalived"
 
 
@@ -166,7 +168,7 @@ class Keepalived:
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout)
+            return self.proc.wait(limit(timeout))
         except subprocess.TimeoutExpired:
             self.crash()
             return None
@@ -178,4 +180,4 @@ class Keepalived:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(10)
+            self.proc.wait(limit(10))

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lab import patience
 from lab.netlab import ROOT
 from piranha.ipvsadm.rules import op_text
 
@@ -40,7 +41,7 @@ def subreaper() -> None:
 
 def reap(pids: list[int], timeout: float = 30.0) -> None:
     """Wait for ``pids`` (our children or adopted orphans) to end."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patience.limit(timeout)
     left = set(pids)
     while left and time.monotonic() < deadline:
         for pid in list(left):
@@ -75,16 +76,10 @@ def nat_triangle(netns_factory: Callable[[], Any]) -> tuple[Any, Any, Any]:
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, step: float = 0.05) -> float:
-    """Poll ``check`` until truthy; seconds it took (AssertionError naming ``what`` if never)."""
-    start = time.monotonic()
-    while True:
-        if check():
-            took = time.monotonic() - start
-            print(f"lvsd-lab: {what}: {took:.2f} s", flush=True)
-            return took
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(step)
+    """:func:`lab.patience.wait_for`, printing how long it took (the kernel tier's timings)."""
+    took = patience.wait_for(what, check, timeout, step)
+    print(f"lvsd-lab: {what}: {took:.2f} s", flush=True)
+    return took
 
 
 class Listener:
@@ -193,7 +188,7 @@ class Lvsd:
         assert self.proc is not None
         nannies = self.nanny_pids() if self.status.exists() else []
         self.proc.send_signal(sig)
-        code = self.proc.wait(timeout)
+        code = self.proc.wait(patience.limit(timeout))
         reap(nannies)
         self.proc = None
         return code

@@ -35,6 +35,7 @@ cat >"$OUT/guest.sh" <<GUEST
 #!/usr/bin/env bash
 cd $(printf '%q' "$ROOT") || exit 1
 export PATH=$(printf '%q' "$VENV/bin"):/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PIRANHA_PATIENCE=$(printf '%q' "${PIRANHA_PATIENCE:-1}")
 export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 modprobe ip_vs || echo "demo: modprobe ip_vs FAILED"
 modprobe -a ip_vs_rr ip_vs_wlc ip_vs_ftp bridge 2>/dev/null

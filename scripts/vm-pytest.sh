@@ -72,7 +72,8 @@ else
     [ -f "$kernel" ] || die "no kernel at $kernel (run scripts/bootstrap.sh)"
     command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing (run scripts/bootstrap.sh)"
     say "booting $kernel in a VM (emulated, --cpus ${PIRANHA_VM_CPUS:-2} --memory ${PIRANHA_VM_MEMORY:-4G}, limit $TIMEOUT)"
-    guest_cmd="bash $(printf '%q' "$ROOT/scripts/vm-guest.sh") $(printf '%q' "$RESULTS")"
+    # the guest does not inherit our environment: pass the patience knob on (lab/patience.py)
+    guest_cmd="env PIRANHA_PATIENCE=$(printf '%q' "${PIRANHA_PATIENCE:-1}") bash $(printf '%q' "$ROOT/scripts/vm-guest.sh") $(printf '%q' "$RESULTS")"
     # vng's output is piped, never redirected to a file (QEMU truncates a regular-file stdout);
     # no stdin (CI has none); --force-9p saves ~5 s; KVM does not work on this machine.
     PATH="$VENV/bin:$PATH" timeout -k 30s "$TIMEOUT" \

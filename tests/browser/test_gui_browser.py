@@ -31,8 +31,8 @@ from lab.gui import (
     free_port,
     screenshot_dir,
     start_gui,
-    wait_for,
 )
+from lab.patience import wait_for
 
 CONFIG = """serial_no = 7
 primary = 127.0.0.1

@@ -38,9 +38,9 @@ from lab.e2e import (
     sysctl,
     sysctls,
     virtual,
-    wait_for,
 )
 from lab.lvsd import Lvsd
+from lab.patience import wait_for
 
 PORT = 8080
 ARP = ["net.ipv4.conf.all.arp_ignore", "net.ipv4.conf.all.arp_announce",

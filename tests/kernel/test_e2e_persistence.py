@@ -31,9 +31,9 @@ from lab.e2e import (
     serve,
     start_lvsd,
     virtual,
-    wait_for,
 )
 from lab.lvsd import Lvsd
+from lab.patience import wait_for
 
 STICKY, SUBNET = 8080, 8081
 A1, A2, B = "198.51.100.20", "198.51.100.30", "198.51.100.200"

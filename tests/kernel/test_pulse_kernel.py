@@ -33,8 +33,8 @@ from lab.netlab import (
     running,
     set_links,
     spoof_udp,
-    wait_for,
 )
+from lab.patience import START, limit, wait_for
 from piranha.ipvs.netlink import NetlinkIpvs
 from piranha.ipvs.types import DaemonState
 
@@ -119,7 +119,7 @@ def lab() -> Iterator[Lan]:
 def directors(lab: Lan, tmp_path: Path, extra: str = "") -> tuple[Pulse, Pulse]:
     config = CONFIG.format(extra=extra)
     # the emulated VM starts Python processes slowly: give lvsd time to program its table
-    args = ["--ip-forward=set", "--lvsd-timeout=120"]
+    args = ["--ip-forward=set", f"--lvsd-timeout={limit(START):g}"]
     return (Pulse(lab["d1"], tmp_path, "d1", config, args),
             Pulse(lab["d2"], tmp_path, "d2", config, args))
 
@@ -203,16 +203,16 @@ def test_two_directors_fail_over_within_deadtime_and_the_primary_stays_passive(
         # the primary first, the backup a moment later: 0.8.6 left the backup active for good
         # (simultaneous starts are covered on the host, where start-up jitter is small)
         p1.start()
-        p1.wait_log("started as master", 90)
+        p1.wait_log("started as master", START)
         p2.start()
-        wait_for("the VIP on the primary", lambda: has_vip(lab["d1"].ns), 120)
+        wait_for("the VIP on the primary", lambda: has_vip(lab["d1"].ns), START)
         wait_for("the VIP answering through IPVS",
                  lambda: ask(client, VIP, 80) in ("rs1", "rs2"), 60)
         assert {ask(client, VIP, 80) for _ in range(6)} == {"rs1", "rs2"}  # rr over both
         assert not has_vip(lab["d2"].ns) and ROUTER not in addresses(lab["d2"].ns)
         assert f" {ROUTER}/24 " in addresses(lab["d1"].ns)
         # warm standby: the backup's own table is programmed with both healthy servers
-        wait_for("the standby's table", lambda: table(lab, "d2") == FULL, 60)
+        wait_for("the standby's table", lambda: table(lab, "d2") == FULL, START)
         assert table(lab, "d1") == FULL
         assert sync_roles(lab, "d1") == {DaemonState.MASTER}
         assert sync_roles(lab, "d2") == {DaemonState.BACKUP}
@@ -258,8 +258,8 @@ def test_two_directors_fail_over_within_deadtime_and_the_primary_stays_passive(
         for dev in ("eth0", "eth1"):
             lab["d1"].ns.exec(["ip", "link", "set", dev, "up"])
         p1.start()
-        p1.wait_log("started as master: standby", 90)
-        wait_for("the returning primary's table", lambda: table(lab, "d1") == FULL, 60)
+        p1.wait_log("started as master: standby", START)
+        wait_for("the returning primary's table", lambda: table(lab, "d1") == FULL, START)
         time.sleep(3 * DEADTIME)
         assert has_vip(lab["d2"].ns) and not has_vip(lab["d1"].ns)
         assert ask(client, VIP, 80) in ("rs1", "rs2")
@@ -267,7 +267,7 @@ def test_two_directors_fail_over_within_deadtime_and_the_primary_stays_passive(
         assert p1.stop() == 0
         assert has_vip(lab["d2"].ns)
         p1.start("--forceactive")
-        wait_for("the forced primary holding the VIP", lambda: has_vip(lab["d1"].ns), 90)
+        wait_for("the forced primary holding the VIP", lambda: has_vip(lab["d1"].ns), START)
         wait_for("the backup standing down", lambda: not has_vip(lab["d2"].ns), 30)
         wait_for("the VIP answering from the primary again",
                  lambda: ask(client, VIP, 80) in ("rs1", "rs2")
@@ -280,7 +280,7 @@ def test_test_start_touches_nothing_and_forged_heartbeats_cause_no_takeover(
                "heartbeat_key = correct-horse-battery-staple-0123")
     p1, p2 = directors(lab, tmp_path, private)
     before = addresses(lab["d1"].ns)
-    out = lab["d1"].ns.exec(p1.argv("-t")[4:])
+    out = lab["d1"].ns.exec(p1.argv("-t")[4:], timeout=START)
     assert out.returncode == 0, out.stderr
     assert "heartbeat private: 10.200.0.1 -> 10.200.0.2 udp/539, authenticated" in out.stdout
     assert f"would add {ROUTER}/24 on eth1:1 (nat_router)" in out.stdout
@@ -289,10 +289,10 @@ def test_test_start_touches_nothing_and_forged_heartbeats_cause_no_takeover(
 
     with running(p1, p2, diagnose=lambda: diagnosis(lab)):
         p1.start()
-        p1.wait_log("started as master", 90)
+        p1.wait_log("started as master", START)
         p2.start()
-        wait_for("the VIP on the primary", lambda: has_vip(lab["d1"].ns), 120)
-        p2.wait_log("started as backup", 60)
+        wait_for("the VIP on the primary", lambda: has_vip(lab["d1"].ns), START)
+        p2.wait_log("started as backup", START)
         # cut the public heartbeat path both ways; the private one still carries them
         lab["d1"].ns.exec(["ip", "route", "add", "blackhole", "198.51.100.2/32"])
         lab["d2"].ns.exec(["ip", "route", "add", "blackhole", "198.51.100.1/32"])

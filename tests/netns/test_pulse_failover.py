@@ -29,8 +29,8 @@ from lab.netlab import (
     neighbour_mac,
     running,
     spoof_udp,
-    wait_for,
 )
+from lab.patience import wait_for
 
 KEEPALIVE, DEADTIME = 0.2, 0.6
 MAC1, MAC2 = "02:00:00:00:00:01", "02:00:00:00:00:02"
