@@ -91,13 +91,25 @@ class Page:
         return list(self.driver.find_elements("css selector", css))
 
     def click(self, css: str) -> None:
-        """Click a link or button that loads a new page; return once it has."""
-        from selenium.webdriver.support.expected_conditions import staleness_of
-        from selenium.webdriver.support.wait import WebDriverWait
+        """Click a link or button that loads a new page; return once the new page is loaded.
 
-        old = self.el("html")
+        The old document is marked first; the new one is recognised by the missing mark and a
+        complete load. (selenium's ``staleness_of`` races the navigation: chromedriver can
+        answer "unhandled inspector error" while the page is being replaced, so each probe here
+        tolerates an error and asks again.)"""
+        self.driver.execute_script("document.documentElement.dataset.piranhaOld = '1'")
         self.el(css).click()
-        WebDriverWait(self.driver, 10).until(staleness_of(old))
+        wait_for(f"the page after clicking {css}", self._new_page_loaded, 30,
+                 show=lambda: self.driver.current_url)
+
+    def _new_page_loaded(self) -> bool:
+        from selenium.common.exceptions import WebDriverException
+        try:
+            return bool(self.driver.execute_script(
+                "return document.readyState === 'complete' && "
+                "!document.documentElement.dataset.piranhaOld"))
+        except WebDriverException:  # the page is being replaced
+            return False
 
     def fill(self, values: dict[str, str]) -> None:
         for name, value in values.items():
