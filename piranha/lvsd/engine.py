@@ -80,6 +80,13 @@ def entry_keys(cluster: Cluster) -> dict[DestId, tuple[ServiceKey, DestKey]]:
     return keys
 
 
+def weight_only(before: CheckSpec, after: CheckSpec) -> bool:
+    """True when two checks differ in the configured weight alone, without load feedback
+    (whose weights follow the load, so its nanny must restart to learn the new one)."""
+    return (before != after and after.loadcmd is None
+            and replace(before, weight=after.weight) == after)
+
+
 class Engine:
     """lvsd's state and decisions."""
 
@@ -93,6 +100,9 @@ class Engine:
         self.supervisor: Supervisor[DestId] = Supervisor(runner, self._make_nanny, policy,
                                                          stop_timeout)
         self.specs = check_specs(cluster)
+        #: the weight each running nanny was started with (a reload that changes only the
+        #: weight keeps the nanny; :meth:`on_report` maps its weights to the new one)
+        self.nanny_weight: dict[DestId, int] = {}
         self.where = entry_keys(cluster)
         self.health = HealthBook()
         self.drains = Drains()
@@ -139,20 +149,22 @@ class Engine:
             self.supervisor.stop(dest, now)
             self.health.drop(dest)
         self.drains.keep_only(new_specs)
+        restart = []
         for dest, spec in new_specs.items():
             before = old_specs.get(dest)
             if before == spec:
                 continue
-            if before is not None:
+            if before is not None and not weight_only(before, spec):
                 self.supervisor.stop(dest, now)
+            if before is None or not weight_only(before, spec):
+                restart.append(dest)
             self.health.set(dest, self._carried(before, spec, self.health.get(dest)))
         self.cluster, self.specs, self.where = new, new_specs, entry_keys(new)
         self.retired |= owned_keys(old) - owned_keys(new)
         self.reloads += 1
         self._set_timeouts(old)
         self._start_grace(new, now, only_new=old)
-        self.supervisor.start_many([d for d, spec in new_specs.items()
-                                    if old_specs.get(d) != spec], now)
+        self.supervisor.start_many(restart, now)
         self.log.info(f"reloaded {self.config_path}: {len(new_specs)} real servers, "
                       f"{len(new_specs.keys() - old_specs.keys())} added, "
                       f"{len(old_specs.keys() - new_specs.keys())} removed")
@@ -168,7 +180,8 @@ class Engine:
                              "(not that server's current nanny)")
             return False
         old = self.health[dest]
-        new = Health(report.state, report.weight, self.wall(), report.reason, True)
+        weight = self._mapped_weight(dest, report)
+        new = Health(report.state, weight, self.wall(), report.reason, True)
         if (old.state, old.weight) == (new.state, new.weight):
             if not old.reported:  # a nanny's first verdict confirming what lvsd held
                 self.health.set(dest, replace(old, reason=report.reason, reported=True))
@@ -276,7 +289,17 @@ class Engine:
 
     def _make_nanny(self, dest: DestId) -> tuple[Main, Iterable[int]]:
         health = self.health.get(dest)
+        self.nanny_weight[dest] = self.specs[dest].weight
         return self.nanny_main(self.specs[dest], None if health is None else health.weight)
+
+    def _mapped_weight(self, dest: DestId, report: HealthReport) -> int | None:
+        """The weight of an UP report from a nanny started with another configured weight:
+        its full weight is the new one, a slow-start step is capped by it."""
+        started, now = self.nanny_weight.get(dest), self.specs[dest].weight
+        weight = report.weight
+        if report.state is not ServerState.UP or weight is None or started in (None, now):
+            return weight
+        return now if weight == started else min(weight, now)
 
     def _adopted(self, spec: CheckSpec, weight: int | None) -> Health:
         tracker = spec.tracker(weight)

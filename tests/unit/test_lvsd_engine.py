@@ -151,6 +151,32 @@ def test_reload_with_one_changed_weight_issues_one_edit_and_keeps_the_rest() -> 
     assert lab.engine.reconcile() == []
 
 
+def test_a_weight_only_reload_keeps_the_nanny_and_maps_its_weights() -> None:
+    lab = make_lab(TWO)
+    lab.report(dest(11), ServerState.UP, 3)
+    web1, spawned = lab.pid(dest(11)), len(lab.runner.spawned)
+    from testkit.lvsd import cluster
+    lab.engine.reload(cluster(conf(server("web1", 11, weight=5) + server("web2", 12))))
+    assert lab.pid(dest(11)) == web1 and len(lab.runner.spawned) == spawned
+    assert lab.runner.terms() == []  # no nanny was stopped
+    assert lab.weights() == {"10.200.0.11:80": 5}
+    # the old nanny still thinks in weight 3: its full weight is the new 5, a slow-start
+    # step below it stays, one above it is capped
+    lab.report(dest(11), ServerState.DOWN, None)
+    assert lab.weights() == {}
+    lab.report(dest(11), ServerState.UP, 1)
+    assert lab.weights() == {"10.200.0.11:80": 1}
+    lab.report(dest(11), ServerState.UP, 3)
+    assert lab.weights() == {"10.200.0.11:80": 5}
+    lab.engine.reload(cluster(conf(server("web1", 11, weight=2) + server("web2", 12))))
+    lab.report(dest(11), ServerState.UP, 3)
+    assert lab.weights() == {"10.200.0.11:80": 2}
+    # any other change to the check restarts the nanny, which then knows the weight itself
+    lab.engine.reload(cluster(conf(server("web1", 11, weight=2) + server("web2", 12),
+                                   extra='send = "HEAD / HTTP/1.0\\r\\n\\r\\n"')))
+    assert lab.pid(dest(11)) not in (None, web1) and web1 in lab.runner.terms()
+
+
 def test_reload_changes_scheduler_and_drops_removed_virtuals() -> None:
     lab = make_lab(TWO)
     from testkit.lvsd import cluster
