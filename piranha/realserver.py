@@ -27,11 +27,12 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
+from piranha import defaults
 from piranha.model import IPAddress
 
 DEVICE = "lo"
 LABEL = "lo:piranha"
-DEFAULT_STATE = "/var/lib/piranha/realserver.json"
+DEFAULT_STATE = defaults.REALSERVER_STATE
 #: sysctl -> the value a real server needs (kernel default of each: 0)
 SYSCTLS = {"net.ipv4.conf.all.arp_ignore": "1", "net.ipv4.conf.all.arp_announce": "2",
            "net.ipv4.conf.lo.arp_ignore": "1", "net.ipv4.conf.lo.arp_announce": "2"}

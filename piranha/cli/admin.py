@@ -10,23 +10,23 @@ pure (``piranha/fwmark.py``, ``piranha/realserver.py``); running them happens he
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Sequence
-from ipaddress import ip_address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from piranha import __version__, fwmark
-from piranha import realserver as rsv
-from piranha.config import DEFAULT_PATH, LoadResult, load
-from piranha.errors import ConfigErrors
-from piranha.lvsd import control
-from piranha.lvsd import status as lvsd_status
+from piranha import __version__, defaults
 
 if TYPE_CHECKING:
+    from piranha import realserver as rsv
+    from piranha.config import LoadResult
     from piranha.model import IPAddress
+
+# Each command imports what it needs when it runs: `piranha status` is called by scripts and
+# monitoring many times a minute and must not load the configuration loader, the firewall
+# rules or subprocess (see bench/cli_start_bench.py).
+DEFAULT_PATH = defaults.CONFIG
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,6 +42,9 @@ def check(file: str) -> None:
 
     Exits 0 when the file can be loaded (warnings may be printed), 1 when it cannot.
     """
+    from piranha.config import load
+    from piranha.errors import ConfigErrors
+
     try:
         result = load(file)
     except ConfigErrors as exc:
@@ -53,11 +56,13 @@ def check(file: str) -> None:
 
 
 @cli.command()
-@click.option("--status-file", default=lvsd_status.DEFAULT_PATH, show_default=True,
+@click.option("--status-file", default=defaults.LVSD_STATUS, show_default=True,
               help="snapshot written by lvsd")
 @click.option("--json", "as_json", is_flag=True, help="print the snapshot as JSON")
 def status(status_file: str, as_json: bool) -> None:
     """Show every virtual service, real server, health, weight, and since when."""
+    from piranha.lvsd import status as lvsd_status
+
     try:
         snap = lvsd_status.read(status_file)
     except (OSError, ValueError) as exc:
@@ -74,14 +79,14 @@ def status(status_file: str, as_json: bool) -> None:
         raise SystemExit(3)
 
 
-_SOCKET = click.option("--socket", "socket_path", default=control.DEFAULT_PATH,
+_SOCKET = click.option("--socket", "socket_path", default=defaults.LVSD_SOCKET,
                        show_default=True, help="lvsd's control socket")
 
 
 @cli.command()
 @click.argument("virtual")
 @click.argument("server")
-@click.option("--timeout", type=click.FloatRange(min=0), default=control.DRAIN_TIMEOUT,
+@click.option("--timeout", type=click.FloatRange(min=0), default=defaults.DRAIN_TIMEOUT,
               show_default=True, help="remove the entry after this many seconds at the latest")
 @_SOCKET
 def drain(virtual: str, server: str, timeout: float, socket_path: str) -> None:
@@ -104,6 +109,8 @@ def enable(virtual: str, server: str, socket_path: str) -> None:
 
 
 def _send(path: str, payload: dict[str, object]) -> None:
+    from piranha.lvsd import control
+
     try:
         answer = control.request(path, payload)
     except OSError as exc:
@@ -129,6 +136,8 @@ def fwmark_rules(configfile: str, backend: str, passive_ports: str, apply_: bool
     network = nat, masquerading of the real servers' port-20 traffic (Red Hat's recipe).
     Re-running replaces piranha's own rules (nft tables / iptables chains called piranha).
     """
+    from piranha import fwmark
+
     try:
         passive = fwmark.parse_range(passive_ports)
     except ValueError as exc:
@@ -162,7 +171,7 @@ def fwmark_rules(configfile: str, backend: str, passive_ports: str, apply_: bool
               help="remove the VIPs (default: every VIP recorded) and restore the sysctls")
 @click.option("--print", "print_only", is_flag=True,
               help="only print the equivalent ip/sysctl commands")
-@click.option("--state-file", default=rsv.DEFAULT_STATE, show_default=True,
+@click.option("--state-file", default=defaults.REALSERVER_STATE, show_default=True,
               help="what was changed, for --undo")
 def realserver(vips: tuple[str, ...], undo: bool, print_only: bool, state_file: str) -> None:
     """Make this machine a direct-routing or tunnel real server for VIP(s).
@@ -170,6 +179,10 @@ def realserver(vips: tuple[str, ...], undo: bool, print_only: bool, state_file: 
     Puts each VIP on lo as a host address and sets arp_ignore=1, arp_announce=2 (all, lo) so
     that this machine accepts VIP traffic but never answers ARP for the VIP. Prints each step.
     """
+    from ipaddress import ip_address
+
+    from piranha import realserver as rsv
+
     try:
         addresses = [ip_address(v) for v in vips]
     except ValueError as exc:
@@ -190,6 +203,7 @@ def realserver(vips: tuple[str, ...], undo: bool, print_only: bool, state_file: 
 
 def _realserver_apply(vips: list[IPAddress], undo: bool, state: rsv.RealServerState,
                       state_file: str) -> None:
+    from piranha import realserver as rsv
     from piranha.errors import PiranhaError
     from piranha.net.rtnl import Rtnl
 
@@ -222,6 +236,8 @@ def _sysctl_path(name: str) -> Path:
 
 
 def _read_state(path: str) -> rsv.RealServerState:
+    from piranha import realserver as rsv
+
     try:
         return rsv.RealServerState.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -249,6 +265,8 @@ def _write_state(path: str, state: rsv.RealServerState | None) -> None:
 
 def _run(argv: Sequence[str], stdin: str | None = None, quiet: bool = False) -> bool:
     """Run ``argv``; True if it succeeded. Unless ``quiet``, a failure exits 1 with its stderr."""
+    import subprocess
+
     try:
         proc = subprocess.run(list(argv), input=stdin, text=True, capture_output=True,
                               check=False, timeout=60)
@@ -264,6 +282,9 @@ def _run(argv: Sequence[str], stdin: str | None = None, quiet: bool = False) -> 
 
 
 def _load_or_exit(file: str) -> LoadResult:
+    from piranha.config import load
+    from piranha.errors import ConfigErrors
+
     try:
         return load(file)
     except ConfigErrors as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from piranha import defaults
 from piranha.config.build import Builder
 from piranha.config.lexer import tokenize
 from piranha.config.parser import parse
@@ -20,7 +21,7 @@ from piranha.model import Cluster
 
 __all__ = ["DEFAULT_PATH", "LoadResult", "Resolver", "SystemResolver", "load", "loads", "render"]
 
-DEFAULT_PATH = "/etc/sysconfig/ha/lvs.cf"
+DEFAULT_PATH = defaults.CONFIG
 #: characters escaped in messages so that a report can always be printed
 _UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f\udc80-\udcff]")
 

@@ -18,12 +18,12 @@ import errno as E
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from types import ModuleType
 from typing import IO
 
 from piranha.errors import IpvsUnavailable, KernelError
 from piranha.ipvs.backend import IpvsBackend, strerror
 from piranha.ipvs.types import Table
-from piranha.ipvsadm import jsonout as J
 from piranha.ipvsadm.args import parse
 from piranha.ipvsadm.commands import Command, Exit
 from piranha.ipvsadm.conn import CONN_PROC_FILE, parse_conn, render_conns
@@ -37,7 +37,6 @@ from piranha.ipvsadm.format import (
     render_timeouts,
 )
 from piranha.ipvsadm.ops import MUTATING, command_op, service_key
-from piranha.ipvsadm.restore import restore
 from piranha.ipvsadm.values import Lookup, SystemLookup
 
 HINT = ("piranha-ipvsadm: hint: the kernel has no usable IPVS: load the ip_vs module "
@@ -51,6 +50,14 @@ def init_failure(exc: BaseException | None = None) -> Exit:
     return Exit(2, f"Can't initialize ipvs: {strerror(None, code)}\n"
                    "Are you sure that IP Virtual Server is built in the kernel or as module?\n"
                    + HINT)
+
+
+def _jsonout() -> ModuleType:
+    """The JSON renderer, imported only for --json (it loads json): a plain listing, what
+    scripts run most, starts without it."""
+    from piranha.ipvsadm import jsonout
+
+    return jsonout
 
 
 def open_kernel_backend() -> IpvsBackend:
@@ -100,6 +107,7 @@ def run(ce: Command, s: Session, prog: str) -> int:
         text = s.stdin.read() if s.stdin else sys.stdin.buffer.read().decode(
             "utf-8", "surrogateescape")
         env = dict(s.env) if s.env is not None else None
+        from piranha.ipvsadm.restore import restore
         return restore(text, prog, s.resolver, s.backend, lambda c: run(c, s, prog),
                        s.stderr.write, env)
     if ce.cmd == "save":
@@ -119,18 +127,18 @@ def list_command(ce: Command, s: Session) -> int:
             raise Exit(1, _list_error(exc.errno)) from None
         table = Table((svc,), {svc.key: dests})
         if as_json:
-            s.stdout.write(J.table_doc(None, table, [svc], bool(fmt & Fmt.NOSORT)))
+            s.stdout.write(_jsonout().table_doc(None, table, [svc], bool(fmt & Fmt.NOSORT)))
         else:
             s.stdout.write(render_services([svc], table, fmt, s.namer(ce)))
         return 0
     try:
         if ce.has("timeout"):
             t = s.backend().timeouts()
-            s.stdout.write(J.timeouts_doc(t) if as_json else render_timeouts(t))
+            s.stdout.write(_jsonout().timeouts_doc(t) if as_json else render_timeouts(t))
             return 0
         if ce.has("daemon"):
             d = s.backend().daemons()
-            s.stdout.write(J.daemons_doc(d) if as_json else render_daemons(d))
+            s.stdout.write(_jsonout().daemons_doc(d) if as_json else render_daemons(d))
             return 0
     except KernelError:
         raise Exit(1) from None  # ipvsadm says nothing when these reads fail
@@ -151,7 +159,7 @@ def list_all(s: Session, fmt: Fmt, ce: Command | None) -> int:
     except KernelError as exc:
         raise Exit(1, _list_error(exc.errno)) from None
     if as_json:
-        s.stdout.write(J.table_doc(info, table, table.services, bool(fmt & Fmt.NOSORT)))
+        s.stdout.write(_jsonout().table_doc(info, table, table.services, bool(fmt & Fmt.NOSORT)))
         return 0
     numeric = ce is not None and ce.has("numeric")
     s.stdout.write(render_services(table.services, table, fmt, Namer(numeric, s.resolver)))
@@ -168,7 +176,7 @@ def list_conns(ce: Command, s: Session, fmt: Fmt, as_json: bool) -> int:
     if not first:
         raise Exit(1, f"unexpected input from {CONN_PROC_FILE}\n")
     if as_json:
-        s.stdout.write(J.conns_doc([c for c in map(parse_conn, rest) if c is not None]))
+        s.stdout.write(_jsonout().conns_doc([c for c in map(parse_conn, rest) if c is not None]))
     else:
         s.stdout.write(render_conns(rest, bool(fmt & Fmt.PERSISTENTCONN), s.namer(ce)))
     return 0

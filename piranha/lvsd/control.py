@@ -22,13 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from piranha import defaults
 from piranha.errors import PiranhaError
 from piranha.text import JsonError, strict_json
 
-DEFAULT_PATH = "/var/run/piranha/lvsd.sock"
+DEFAULT_PATH = defaults.LVSD_SOCKET
 MAX_REQUEST = 4096
 #: default drain deadline, seconds
-DRAIN_TIMEOUT = 300.0
+DRAIN_TIMEOUT = defaults.DRAIN_TIMEOUT
 COMMANDS = ("drain", "enable", "ping")
 
 

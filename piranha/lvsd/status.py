@@ -12,9 +12,10 @@ import json
 import time
 from typing import Any
 
+from piranha import defaults
 from piranha.text import ago
 
-DEFAULT_PATH = "/var/run/piranha/lvsd.status.json"
+DEFAULT_PATH = defaults.LVSD_STATUS
 VERSION = 1
 
 

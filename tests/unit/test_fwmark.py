@@ -208,7 +208,7 @@ class FakeRun:
 
 
 def invoke(monkeypatch: pytest.MonkeyPatch, run: FakeRun, *args: str) -> Any:
-    monkeypatch.setattr(admin.subprocess, "run", run)
+    monkeypatch.setattr(subprocess, "run", run)
     return CliRunner().invoke(admin.cli, ["fwmark-rules", *args])
 
 
@@ -304,7 +304,7 @@ def test_bad_passive_ports_and_bad_config(monkeypatch: pytest.MonkeyPatch, cf: P
 def test_warning_goes_to_stderr(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     path = tmp_path / "lvs.cf"
     path.write_text(DIRECT_FTP)
-    monkeypatch.setattr(admin.subprocess, "run", FakeRun())
+    monkeypatch.setattr(subprocess, "run", FakeRun())
     result = CliRunner().invoke(admin.cli, ["fwmark-rules", "-c", str(path)])
     assert result.exit_code == 0
     assert result.stderr == ("piranha: warning: virtual ftp: FTP with a firewall mark but no "
