@@ -231,6 +231,54 @@ def _realserver_apply(vips: list[IPAddress], undo: bool, state: rsv.RealServerSt
     _write_state(state_file, after)
 
 
+@cli.command("ipvsadm-alias")
+@click.option("--undo", is_flag=True, help="remove the alias (only if it is ours)")
+@click.option("--dir", "folder", default="/usr/local/sbin", show_default=True,
+              help="where the ipvsadm name goes (before /usr/sbin in root's PATH)")
+@click.option("--target", default=None, metavar="PATH",
+              help="the piranha-ipvsadm to point at (default: the one beside this piranha)")
+def ipvsadm_alias(undo: bool, folder: str, target: str | None) -> None:
+    """Install piranha-ipvsadm as `ipvsadm` (a symlink in DIR), for tools that call ipvsadm.
+
+    Never replaces a file that is not this symlink; --undo removes only this symlink.
+    """
+    link = Path(folder) / "ipvsadm"
+    want = Path(target) if target else _beside_me("piranha-ipvsadm")
+    ours = link.is_symlink() and Path(os.readlink(link)).name == "piranha-ipvsadm"
+    try:
+        if undo:
+            if not link.is_symlink() and not link.exists():
+                click.echo(f"piranha: {link}: no alias installed")
+            elif not ours:
+                raise click.ClickException(f"{link} is not piranha's alias: left alone")
+            else:
+                link.unlink()
+                click.echo(f"piranha: removed {link}")
+            return
+        if link.exists() or link.is_symlink():
+            if not ours:
+                raise click.ClickException(f"{link} exists and is not piranha's alias: "
+                                           "remove it yourself if piranha should take its name")
+            link.unlink()
+        if not want.exists():
+            raise click.ClickException(f"no piranha-ipvsadm at {want} (give --target)")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(want)
+        click.echo(f"piranha: {link} -> {want}")
+    except OSError as exc:
+        raise click.ClickException(f"{link}: {exc}") from None
+
+
+def _beside_me(name: str) -> Path:
+    """The console script ``name`` installed next to this ``piranha``."""
+    import shutil
+    import sys
+
+    beside = Path(sys.argv[0]).resolve().parent / name
+    found = shutil.which(name)
+    return beside if beside.exists() or found is None else Path(found)
+
+
 def _sysctl_path(name: str) -> Path:
     return Path("/proc/sys", *name.split("."))
 
