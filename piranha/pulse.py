@@ -25,7 +25,7 @@ from piranha.director.plan import PlanError, Settings, settings
 from piranha.director.ports import Commands, RtnlAddresses, RtnlLinks, local_addresses
 from piranha.director.reload import Reload
 from piranha.director.status import StatusFile
-from piranha.director.testplan import test_plan
+from piranha.director.testplan import NOTHING_TO_DO, test_plan
 from piranha.heartbeat.machine import FailoverMachine
 from piranha.heartbeat.transport import BindError, Transport
 from piranha.lvsd import logs
@@ -58,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(test_plan(args, cluster, mine, notes)))
         return 0
     if not mine.master and not cluster.backup_active:
-        print("pulse: this director is the backup and backup_active = 0: nothing to do",
-              file=sys.stderr)
+        print(f"pulse: {NOTHING_TO_DO}", file=sys.stderr)
         return 0
     try:
         transport = Transport(mine.paths, mine.port, build.codec(mine))

@@ -347,7 +347,7 @@ class Builder:
         if c.backup_active and "primary_private" in g.values and g.missing("backup_private"):
             self.error(g.where["primary_private"], "primary_private is set but "
                        "backup_private is not (the backup needs its own private address)")
-        if c.deadtime <= c.keepalive:
+        if c.backup_active and c.deadtime <= c.keepalive:  # no heartbeats without a partner
             self.warn(g.where.get("deadtime", g.where.get("keepalive", top)),
                       f"deadtime ({c.deadtime:g} s) should be longer than keepalive "
                       f"({c.keepalive:g} s), or the partner is declared dead between "

@@ -48,8 +48,11 @@ def is_master(cluster: Cluster, local: Collection[IPAddress]) -> bool:
 def paths(cluster: Cluster, master: bool) -> tuple[Path, ...]:
     """The heartbeat paths of this director (none for a lone master)."""
     own, partner = _pair(cluster.primary, cluster.backup, master)
-    if own is None:
+    if own is None and cluster.primary is None:
         raise PlanError("primary is not set: pulse does not know this director's address")
+    if own is None:
+        raise PlanError(f"this host does not hold primary ({cluster.primary}) and backup is "
+                        "not set: it is neither director (set backup = IP on the backup)")
     if not cluster.backup_active or partner is None or _unset(partner):
         return ()
     out = [Path("public", own, partner)]

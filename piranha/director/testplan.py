@@ -10,12 +10,17 @@ from piranha.heartbeat.packet import PlainCodec
 from piranha.heartbeat.transport import BindError, Path, Transport
 from piranha.model import Cluster, IPAddress
 
+#: what pulse says, and does (it exits 0), on a backup with backup_active = 0
+NOTHING_TO_DO = "this director is the backup and backup_active = 0: nothing to do"
+
 
 def test_plan(args: argparse.Namespace, cluster: Cluster, mine: Settings,
                notes: list[str]) -> list[str]:
     """``-t``: what pulse would do here, step by step, touching nothing."""
     role = "master" if mine.master else "backup"
     lines = [f"pulse: {args.configfile}: this director is the {role}"]
+    if not mine.master and not cluster.backup_active:
+        return [*lines, f"pulse: {NOTHING_TO_DO}"]
     if not mine.paths:
         lines.append("pulse: no partner (backup_active = 0): no heartbeats; active after "
                      f"deadtime ({mine.deadtime:g}s)")

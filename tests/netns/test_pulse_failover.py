@@ -233,6 +233,20 @@ def test_test_start_goes_through_the_motions_and_touches_nothing(
     assert not (p1.dir / "pulse.pid").exists() and not p1.status_file.exists()
 
 
+def test_test_start_of_a_backup_with_backup_active_0_says_what_the_daemon_does(
+        lan: Lan, tmp_path: Path) -> None:
+    _, p2 = pair(lan, tmp_path)
+    p2.cf.write_text(CONFIG.format(extra="").replace("backup_active = 1", "backup_active = 0"))
+    plan = lan["d2"].ns.exec(p2.argv("-t")[4:])
+    assert (plan.returncode, plan.stdout.splitlines()) == (0, [
+        f"pulse: {p2.cf}: this director is the backup",
+        "pulse: this director is the backup and backup_active = 0: nothing to do"])
+    run = lan["d2"].ns.exec(p2.argv("-n")[4:])
+    assert (run.returncode, run.stderr.splitlines()[-1]) == (
+        0, "pulse: this director is the backup and backup_active = 0: nothing to do")
+    assert "deadtime" not in plan.stdout + plan.stderr + run.stderr
+
+
 def test_start_errors_name_the_problem(lan: Lan, tmp_path: Path) -> None:
     p1, _ = pair(lan, tmp_path)
     p1.cf.write_text(CONFIG.format(extra="").replace("eth0:1", "eth7:1"))

@@ -803,14 +803,21 @@ def test_last_repeated_key_wins() -> None:
     assert c.virtuals[0].servers[0].weight == 6
 
 
+def test_deadtime_not_above_keepalive_is_warned_only_where_heartbeats_go() -> None:
+    base = "primary = 10.0.0.1\nkeepalive = 6\ndeadtime = 6\n"
+    rest = one_virtual().removeprefix(PRIMARY)
+    assert warnings(base + "backup = 10.0.0.2\nbackup_active = 1\n" + rest) == [
+        "t.cf:3:1: warning: deadtime (6 s) should be longer than keepalive (6 s), or the "
+        "partner is declared dead between heartbeats"]
+    assert warnings(base + "backup = 10.0.0.2\nbackup_active = 0\n" + rest) == []
+
+
 def test_warnings_text() -> None:
     text = ("primary = 10.0.0.1\nkeepalive = 6\ndeadtime = 6\nbackup_private = 10.1.0.2\n"
             "backup_active = 1\n" + one_virtual(
                 "     persistent = -5\n     send = \"x\"\n     send_program = \"/bin/check %h\"\n"
             ).removeprefix(PRIMARY))
-    assert warnings(text) == [
-        "t.cf:3:1: warning: deadtime (6 s) should be longer than keepalive (6 s), or the "
-        "partner is declared dead between heartbeats",
+    assert warnings(text) == [  # no deadtime warning: without a backup no heartbeats go
         "t.cf:4:1: warning: backup_private: ignored because primary_private is not set (the "
         "public addresses are used)",
         "t.cf:5:1: warning: backup_active = 1 but no backup address is set; running without "

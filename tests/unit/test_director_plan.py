@@ -88,6 +88,16 @@ def test_a_lone_master_has_no_paths() -> None:
     assert paths(c, True) == ()
 
 
+def test_a_host_that_is_neither_director_is_told_which_key_is_missing() -> None:
+    c = loads(BASE.format(network="direct", extra="").replace("backup = 198.51.100.2\n", "")
+              .replace("backup_active = 1", "backup_active = 0")).cluster
+    with pytest.raises(PlanError) as caught:
+        settings(c, {IP("192.0.2.7")})  # holds neither address; primary is set
+    assert str(caught.value) == ("this host does not hold primary (198.51.100.1) and backup "
+                                 "is not set: it is neither director (set backup = IP on the "
+                                 "backup)")
+
+
 def test_vips_are_distinct_active_addresses_with_their_masks() -> None:
     assert vips(cluster()) == (
         Vip(IP("198.51.100.10"), 24, "eth0", "eth0:1", "virtual web"),
