@@ -18,6 +18,7 @@ import ssl
 import sys
 import threading
 from collections.abc import Callable
+from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -50,6 +51,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pidfile", default=PIDFILE, help=f"pid file (default {PIDFILE})")
     p.add_argument("-n", "--nodaemon", action="store_true", help="stay in the foreground")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    p.add_argument("--allow", action="append", default=[], type=_network, metavar="NET",
+                   help="serve only clients in this network (repeatable; e.g. 10.0.0.0/24, "
+                        "192.0.2.7, ::1); others get 403 before they can log in. "
+                        "Default: any client")
     p.add_argument("--certfile", help="serve HTTPS with this certificate (PEM)")
     p.add_argument("--keyfile", help="the certificate's private key (PEM)")
     p.add_argument("--pulse-pidfile", default=d.pulse_pidfile, metavar="FILE",
@@ -70,6 +75,15 @@ def parser() -> argparse.ArgumentParser:
                    help=argparse.SUPPRESS)
     p.add_argument("--version", action="version", version=f"piranha-gui {__version__}")
     return p
+
+
+def _network(text: str) -> IPv4Network | IPv6Network:
+    """``--allow``'s value: a network or one address."""
+    try:
+        return ip_network(text, strict=False)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a network such as 10.0.0.0/24 or an address, found {text!r}") from None
 
 
 def netlink_table() -> Table:
@@ -93,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                         pulse_pidfile=args.pulse_pidfile, lvsd_pidfile=args.lvsd_pidfile,
                         pulse_status=args.pulse_status, lvsd_status=args.lvsd_status,
                         secure_cookies=bool(args.certfile), copy_to_backup=args.copy_to_backup,
-                        backup_path=args.backup_path)
+                        backup_path=args.backup_path, allow=tuple(args.allow))
     table: Callable[[], Table] | None = netlink_table if args.table == "netlink" else None
     app = make_app(settings, World(table=table, system=reload.SYSTEM))
     try:

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -56,6 +57,8 @@ class Settings:
     secure_cookies: bool = False  # True when served over TLS
     copy_to_backup: bool = False
     backup_path: str | None = None  # where on the backup; default: the same path as config
+    #: client networks allowed to reach the tool at all (``--allow``); empty: any client
+    allow: tuple[IPv4Network | IPv6Network, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,7 @@ class App:
         self.sessions = auth.SessionStore(world.clock)
         self.limiter = auth.LoginLimiter(world.clock)
         self.login_csrf = auth.LoginCsrf()
+        self.refusals = _Refusals(world.clock)
         #: one edit at a time: read lvs.cf, check its tag, write
         self.write_lock = threading.Lock()
         #: lvs.cf was saved and not applied since
@@ -152,6 +156,10 @@ class App:
     def handle(self, request: Request) -> Response:
         """The response to ``request``, security headers included."""
         try:
+            if not allowed(request.remote_addr, self.settings.allow):
+                # before authentication: a refused network cannot even try passwords
+                self.refusals.note(request.remote_addr or "?")
+                raise Forbidden("your address is not allowed to use this tool")
             response = self._dispatch(request)
         except HTTPException as exc:
             response = Response(f"{exc.code} {exc.name}: {exc.description}\n", exc.code or 500,
@@ -186,6 +194,38 @@ class App:
                 and not auth.same(request.form.get("csrf"), session.csrf):
             raise Forbidden("the form's security token is missing or stale; reload the page")
         return self.handlers[endpoint](Ctx(self, request, session), **args)
+
+
+def allowed(remote: str | None, networks: Sequence[IPv4Network | IPv6Network]) -> bool:
+    """True when ``networks`` is empty or holds the client address ``remote`` (an IPv4 client
+    of a dual-stack socket, ``::ffff:a.b.c.d``, counts as a.b.c.d)."""
+    if not networks:
+        return True
+    try:
+        address = ip_address(remote or "")
+    except ValueError:
+        return False
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in net for net in networks)
+
+
+class _Refusals:
+    """One log line per refused address per minute (a scan must not flood the log)."""
+
+    def __init__(self, clock: Callable[[], float], every: float = 60.0,
+                 size: int = 1024) -> None:
+        self.clock, self.every, self.size = clock, every, size
+        self.last: dict[str, float] = {}
+
+    def note(self, address: str) -> None:
+        now = self.clock()
+        if now - self.last.get(address, -self.every) < self.every:
+            return
+        if len(self.last) >= self.size:
+            self.last.clear()
+        self.last[address] = now
+        log.warning(f"refused a request from {address[:64]}: not in --allow")
 
 
 def _same_origin(request: Request) -> bool:

@@ -25,11 +25,13 @@ def env(tmp_path):
                       "sys.exit(main())\n")
     binary.chmod(0o755)
     port = free_port()
+    lockdir = tmp_path / "lock"  # not tmp_path: the lock file is named like the binary
+    lockdir.mkdir()
     sysconfig = tmp_path / "sysconfig"
     sysconfig.write_text(f'OPTIONS="--listen 127.0.0.1 --port {port} --table none"\n')
     environ = {"PATH": "/usr/bin:/bin", "GUI_BIN": str(binary),
                "GUI_CONFIG": str(tmp_path / "lvs.cf"), "GUI_PASSWD": str(tmp_path / "pw"),
-               "GUI_PIDFILE": str(tmp_path / "gui.pid"), "GUI_LOCKDIR": str(tmp_path),
+               "GUI_PIDFILE": str(tmp_path / "gui.pid"), "GUI_LOCKDIR": str(lockdir),
                "GUI_SYSCONFIG": str(sysconfig)}
     yield environ, port, tmp_path
     run(environ, "stop")
@@ -57,6 +59,29 @@ def test_start_status_stop(env):
     assert not listening("127.0.0.1", port)
     assert run(environ, "status").returncode == 3
     assert run(environ, "bogus").returncode == 2
+
+
+def test_the_sysconfig_allow_list_refuses_other_clients_on_a_real_socket(env):
+    import urllib.error
+    import urllib.request
+
+    environ, port, tmp = env
+    sysconfig = Path(environ["GUI_SYSCONFIG"])
+    sysconfig.write_text(f'OPTIONS="--listen 127.0.0.1 --port {port} --table none '
+                         f'--allow 192.0.2.0/24 --allow ::1"\n')
+    set_password(tmp / "pw")
+    assert run(environ, "start").returncode == 0
+    wait_for("the daemon to listen", lambda: listening("127.0.0.1", port), 10)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=10)
+    assert refused.value.code == 403
+    assert "not allowed" in refused.value.read().decode()
+    sysconfig.write_text(f'OPTIONS="--listen 127.0.0.1 --port {port} --table none '
+                         f'--allow 127.0.0.0/8"\n')
+    assert run(environ, "restart").returncode == 0
+    wait_for("the daemon to listen again", lambda: listening("127.0.0.1", port), 10)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=10) as page:
+        assert page.status == 200
 
 
 def test_systemd_unit():

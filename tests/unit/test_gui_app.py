@@ -210,3 +210,37 @@ def test_piranha_gui_refuses_to_start_without_a_password(tmp_path, capsys):
     pw = tmp_path / "pw"
     passwd.write(str(pw), passwd.make_hash(PASSWORD))
     assert cli.main(["--passwd-file", str(pw), "--certfile", "x.pem"]) == 2
+
+
+def test_allow_list_refuses_other_networks_before_authentication(env):
+    from ipaddress import ip_network
+
+    from piranha.gui.web import allowed
+    settings = env["app"].settings
+    nets = (ip_network("10.1.0.0/16"), ip_network("2001:db8::/32"))
+    app = make_app(Settings(**{**settings.__dict__, "allow": nets}),
+                   World(clock=env["clock"], wall=lambda: 1.8e9, system=env["os"].os(),
+                         resolver=no_dns()))
+    for addr, ok in (("10.1.2.3", True), ("::ffff:10.1.2.3", True), ("2001:db8::5", True),
+                     ("127.0.0.1", False), ("10.2.0.1", False), ("garbage", False)):
+        assert allowed(addr, nets) is ok, addr
+        r = Client(app).open("/login", environ_base={"REMOTE_ADDR": addr})
+        assert r.status_code == (200 if ok else 403), addr
+        if not ok:
+            assert "not allowed" in r.get_data(as_text=True)
+            assert r.headers["X-Frame-Options"] == HEADERS["X-Frame-Options"]
+    # refused before the password is even looked at: a right password does not help
+    client = Client(app)
+    r = client.post("/login", data={"password": PASSWORD}, environ_base={
+        "REMOTE_ADDR": "192.0.2.1"})
+    assert r.status_code == 403 and "Set-Cookie" not in r.headers
+    assert allowed("192.0.2.1", ())  # no --allow: any client
+
+
+def test_allow_option_names_a_bad_network(capsys):
+    with pytest.raises(SystemExit):
+        cli.parser().parse_args(["--allow", "10.0.0.0/33"])
+    assert ("--allow: expected a network such as 10.0.0.0/24 or an address, found "
+            "'10.0.0.0/33'") in capsys.readouterr().err
+    args = cli.parser().parse_args(["--allow", "10.0.0.7", "--allow", "::1"])
+    assert [str(n) for n in args.allow] == ["10.0.0.7/32", "::1/128"]
