@@ -92,35 +92,39 @@ def owned_keys(*clusters: Cluster) -> frozenset[ServiceKey]:
 
 
 def desired(cluster: Cluster, weights: Weights) -> Table:
-    """The table lvsd wants for ``cluster`` given each real server's reported weight."""
-    services: list[Service] = []
-    dests: dict[ServiceKey, tuple[Dest, ...]] = {}
-    forward = FORWARD[cluster.network]
+    """The table lvsd wants for ``cluster`` given each real server's reported weight.
+
+    Active virtuals with one service key (two virtuals sharing a fwmark, as Red Hat's manuals
+    do for HTTP and HTTPS) are one IPVS service: the first one's settings (the loader refuses
+    conflicting ones) with the real servers of all of them; a sorry server goes in when none
+    of those has weight."""
+    groups: dict[ServiceKey, list[VirtualServer]] = {}
     for vs in cluster.active_virtuals():
-        if vs.address is None:
-            continue
-        svc = service_of(vs)
-        if svc.key in dests:
-            continue  # the loader rejects duplicates; never program one twice
-        services.append(svc)
-        dests[svc.key] = _dests(vs, svc.key, forward, weights)
-    return Table(tuple(services), dests)
+        if vs.address is not None:
+            groups.setdefault(service_key(vs), []).append(vs)
+    forward = FORWARD[cluster.network]
+    services = tuple(service_of(group[0]) for group in groups.values())
+    dests = {key: _dests(group, key, forward, weights) for key, group in groups.items()}
+    return Table(services, dests)
 
 
-def _dests(vs: VirtualServer, key: ServiceKey, forward: Forward,
+def _dests(group: list[VirtualServer], key: ServiceKey, forward: Forward,
            weights: Weights) -> tuple[Dest, ...]:
     out: dict[tuple[IPAddress, int], Dest] = {}
-    for rs in vs.servers:
-        if not rs.active or rs.address is None:
-            continue
-        weight = weights.get(DestId.for_server(vs, rs))
-        if weight is None:
-            continue
-        port = _dest_port(key, forward, rs.port)
-        out.setdefault((rs.address, port), Dest(rs.address, port, forward, weight))
-    if vs.sorry_server is not None and not any(d.weight > 0 for d in out.values()):
-        port = _dest_port(key, forward, vs.port)
-        out.setdefault((vs.sorry_server, port), Dest(vs.sorry_server, port, forward, 1))
+    for vs in group:
+        for rs in vs.servers:
+            if not rs.active or rs.address is None:
+                continue
+            weight = weights.get(DestId.for_server(vs, rs))
+            if weight is None:
+                continue
+            port = _dest_port(key, forward, rs.port)
+            out.setdefault((rs.address, port), Dest(rs.address, port, forward, weight))
+    sorry = next((vs for vs in group if vs.sorry_server is not None), None)
+    if sorry is not None and sorry.sorry_server is not None \
+            and not any(d.weight > 0 for d in out.values()):
+        port = _dest_port(key, forward, sorry.port)
+        out.setdefault((sorry.sorry_server, port), Dest(sorry.sorry_server, port, forward, 1))
     return tuple(out.values())
 
 

@@ -369,21 +369,41 @@ class Builder:
                 self.error(block.kind, f"{key[0]} '{obj.name}' is defined twice "
                            f"(first at line {seen[key]})")
             seen.setdefault(key, block.kind.line)
-        services: dict[tuple[Any, ...], str] = {}
+        services: dict[tuple[Any, ...], tuple[VirtualServer, Block]] = {}
         for vs, block in virtuals:
             if not vs.active or vs.address is None:
                 continue
+            assert block.kind is not None
             if vs.fwmark:
                 key2: tuple[Any, ...] = ("fwmark", vs.fwmark, vs.address.ip.version)
-                what = f"fwmark {vs.fwmark}"
             else:
                 key2 = (vs.address.ip, vs.port, vs.protocol)
+            first = services.setdefault(key2, (vs, block))
+            if first[0] is vs:
+                continue
+            if not vs.fwmark:
                 what = f"{vs.protocol.value} {hostport(vs.address.ip, vs.port)}"
-            if key2 in services:
-                assert block.kind is not None
                 self.error(block.kind, f"virtual '{vs.name}' uses the same service ({what}) "
-                           f"as active virtual '{services[key2]}'")
-            services.setdefault(key2, vs.name)
+                           f"as active virtual '{first[0].name}'")
+                continue
+            # Piranha ran virtuals sharing a mark as one fwmark service holding the real
+            # servers of all (Red Hat's HTTP + HTTPS recipe): only conflicting settings fail
+            for setting, mine, theirs in _service_settings(vs, first[0]):
+                if mine != theirs:
+                    assert first[1].kind is not None
+                    self.error(block.kind, f"virtual '{vs.name}' shares fwmark {vs.fwmark} "
+                               f"with virtual '{first[0].name}' (line {first[1].kind.line}) "
+                               f"but sets {setting} = {mine} where it has {theirs}: virtuals "
+                               "sharing a mark are one IPVS service")
+
+
+def _service_settings(vs: VirtualServer,
+                      other: VirtualServer) -> list[tuple[str, object, object]]:
+    """(keyword, value in ``vs``, value in ``other``) of what one IPVS service holds once."""
+    return [("scheduler", vs.scheduler, other.scheduler),
+            ("persistent", vs.persistent, other.persistent),
+            ("pmask", vs.pmask, other.pmask),
+            ("protocol", vs.protocol.value, other.protocol.value)]
 
 
 #: keyword uses that make a keyword "belong" to a block kind (for the wrong-block message)

@@ -100,6 +100,69 @@ def test_fwmark_service_keeps_real_server_ports_and_persistence() -> None:
     assert table.dests[mark] == (Dest(WEB1, 8080, Forward.TUNNEL, 3),)
 
 
+SHARED_MARK = """\
+primary = 203.0.113.10
+network = direct
+virtual http {{
+     active = 1
+     address = 203.0.113.80 eth0:1
+     port = 80
+     fwmark = 80
+     persistent = 300
+     server web1 {{
+         address = 192.168.10.11
+         active = 1
+     }}
+}}
+virtual https {{
+     active = 1
+     address = 203.0.113.80 eth0:1
+     port = 443
+     fwmark = 80
+     persistent = 300
+     {extra}
+     server web1 {{
+         address = 192.168.10.11
+         active = 1
+     }}
+     server web2 {{
+         address = 192.168.10.12
+         active = 1
+     }}
+}}
+"""
+
+
+def test_virtuals_sharing_a_fwmark_are_one_service_with_the_servers_of_both() -> None:
+    # Red Hat's HTTP + HTTPS recipe: one mark for both ports, as Piranha ran it
+    c = loads(SHARED_MARK.format(extra=""), "t.cf").cluster
+    http, https = c.virtuals
+    weights = {DestId.for_server(vs, rs): 1 for vs in c.virtuals for rs in vs.servers}
+    table = desired(c, weights)
+    mark = ServiceKey.mark(80, Family.INET)
+    assert table.services == (Service(mark, "wlc", SvcFlags.PERSISTENT, 300, 32),)
+    assert table.dests[mark] == (Dest(WEB1, 80, Forward.ROUTE, 1),
+                                 Dest(WEB1, 443, Forward.ROUTE, 1),
+                                 Dest(WEB2, 443, Forward.ROUTE, 1))
+    assert owned_keys(c) == {mark}
+    # one server down in one virtual only takes out that virtual's entry
+    del weights[DestId.for_server(https, https.servers[0])]
+    assert [(d.addr, d.port) for d in desired(c, weights).dests[mark]] == [
+        (WEB1, 80), (WEB2, 443)]
+    assert plan(Table(), desired(c, weights), owned_keys(c))[0] == AddService(table.services[0])
+
+
+def test_a_shared_mark_with_a_conflicting_setting_names_both_virtuals() -> None:
+    import pytest
+
+    from piranha.errors import ConfigErrors
+    with pytest.raises(ConfigErrors) as caught:
+        loads(SHARED_MARK.format(extra="scheduler = rr"), "t.cf")
+    assert [str(e) for e in caught.value.errors] == [
+        "t.cf:14:1: error: virtual 'https' shares fwmark 80 with virtual 'http' (line 3) but "
+        "sets scheduler = rr where it has wlc: virtuals sharing a mark are one IPVS service"]
+
+
 def test_sorry_server_is_in_exactly_when_no_real_server_has_weight() -> None:
     c = cluster(extra="sorry_server = 192.168.10.50")
     i = ids(c)
