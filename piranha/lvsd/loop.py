@@ -56,7 +56,7 @@ class Daemon:
         self.log, self.load, self.status_path = log, load, status_path
         self.interval, self.clock = reconcile_interval, clock
         self.on_ready = on_ready
-        self.keeper = statefile.Keeper(state_path, log.error)
+        self.keeper = statefile.Keeper(state_path, log.error, log.info)
         self.bad_reports = LogLimiter(clock)
         self.published: tuple[int, ...] | None = None
         self.kept: tuple[object, ...] | None = None
@@ -199,9 +199,9 @@ class Daemon:
     def _publish(self) -> None:
         """Persist the state file and rewrite the status snapshot if they changed."""
         kept = self.engine.state_generation()
-        if kept != self.kept:  # building the state means every owned key: not every turn
+        # building the state means every owned key: not every turn; a failed write is retried
+        if kept != self.kept and self.keeper.keep(self.engine.saved_state()):
             self.kept = kept
-            self.keeper.keep(self.engine.saved_state())
         generation = self.engine.generation()
         if self.status_path is None or generation == self.published:
             return

@@ -119,9 +119,11 @@ class Keeper:
     """The state file of one lvsd: loaded at start, written when what it holds changed (the
     loop offers the current state once per turn). ``path`` None keeps nothing."""
 
-    def __init__(self, path: str | None, error: Callable[[str], None]) -> None:
-        self.path, self.error = path, error
+    def __init__(self, path: str | None, error: Callable[[str], None],
+                 info: Callable[[str], None] | None = None) -> None:
+        self.path, self.error, self.info = path, error, info or error
         self._written: SavedState | None = None
+        self._failing = False
 
     def load(self) -> SavedState:
         """The saved state; empty (and logged) when the file is unreadable."""
@@ -134,13 +136,22 @@ class Keeper:
             return SavedState()
         return self._written
 
-    def keep(self, state: SavedState) -> None:
-        """Write ``state`` unless it is what the file already holds."""
+    def keep(self, state: SavedState) -> bool:
+        """Write ``state`` unless it is what the file already holds; False when the write
+        failed (a full disk, say): the old file is intact and the caller offers it again.
+        A failure is logged once until a write succeeds again."""
         if self.path is None or state == self._written:
-            return
+            return True
         try:
             save(self.path, state)
         except OSError as exc:
-            self.error(f"cannot write state file {self.path}: {exc}")
-            return
+            if not self._failing:
+                self.error(f"cannot write state file {self.path}: {exc} (the previous one is "
+                           "kept; retrying)")
+            self._failing = True
+            return False
+        if self._failing:
+            self.info(f"state file {self.path} written again")
+        self._failing = False
         self._written = SavedState(set(state.owned), dict(state.drains))
+        return True

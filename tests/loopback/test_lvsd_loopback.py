@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from lab.patience import wait_for
 from piranha.cli.admin import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,13 +88,14 @@ virtual web {{
 class Lvsd:
     """lvsd -n --backend fake with its files in ``tmp``."""
 
-    def __init__(self, tmp: Path, text: str) -> None:
+    def __init__(self, tmp: Path, text: str, state: Path | None = None) -> None:
         self.tmp, self.cf = tmp, tmp / "lvs.cf"
+        self.state = state or tmp / "state.json"
         self.cf.write_text(text)
         self.status, self.sock, self.log = tmp / "status.json", tmp / "lvsd.sock", tmp / "log"
         argv = [sys.executable, "-m", "piranha.lvs", "-n", "--backend", "fake", "-c",
                 str(self.cf), "--status-file", str(self.status), "--control-socket",
-                str(self.sock), "--state-file", str(tmp / "state.json"), "--pidfile",
+                str(self.sock), "--state-file", str(self.state), "--pidfile",
                 str(tmp / "pid"), "--reconcile-interval", "0.5"]
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
@@ -113,12 +115,7 @@ class Lvsd:
 
 
 def wait(what: str, check, timeout: float) -> float:
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-    return time.monotonic() - start
+    return wait_for(what, check, timeout, step=0.02)
 
 
 def parent(pid: int) -> int:
@@ -138,8 +135,8 @@ def alive(pid: int) -> bool:
 def lvsd_factory(tmp_path):
     made = []
 
-    def make(text: str) -> Lvsd:
-        made.append(Lvsd(tmp_path, text))
+    def make(text: str, state: Path | None = None) -> Lvsd:
+        made.append(Lvsd(tmp_path, text, state))
         return made[-1]
 
     yield make
@@ -218,6 +215,62 @@ def test_drain_enable_status_and_a_refused_reload(lvsd_factory) -> None:
     wait("refused reload", lambda: "is invalid; the running configuration stays"
          in lvsd.text(), 5)
     assert lvsd.servers()["web2"]["weight"] == 1
+    assert lvsd.proc.poll() is None
+    web1.stop()
+    web2.stop()
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KiB tmpfs (a real file system that fills up): its path and a way to fill it."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Fill the file system of ``folder``; the file that did it (delete it to free space)."""
+    ballast = folder / "ballast"
+    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while os.write(fd, b"\0" * 512):
+            pass
+    except OSError:
+        pass  # ENOSPC: full
+    finally:
+        os.close(fd)
+    return ballast
+
+
+def test_a_full_disk_loses_no_drain_and_keeps_the_old_state_file(lvsd_factory,
+                                                                  full_disk) -> None:
+    web1, web2 = Listener(), Listener()
+    state = full_disk / "state.json"
+    lvsd = lvsd_factory(config(web1.port, web2.port), state)
+    wait("both UP", lambda: all(s["state"] == "UP" for s in lvsd.servers().values()), 10)
+    wait("the first state file", state.exists, 10)
+    before = state.read_text()
+    ballast = fill(full_disk)
+    runner = CliRunner()
+    out = runner.invoke(cli, ["drain", "web", "web2", "--timeout", "30",
+                              "--socket", str(lvsd.sock)])
+    assert out.exit_code == 0 and "draining" in out.output  # lvsd goes on
+    wait("the write failure logged", lambda: "cannot write state file" in lvsd.text(), 10)
+    time.sleep(1.5)  # three reconcile turns, each retrying: logged once, old file intact
+    assert lvsd.text().count("cannot write state file") == 1
+    assert state.read_text() == before and json.loads(before)["drains"] == []
+    ballast.unlink()  # space again: the drain reaches the file without any other change
+    wait("the drain in the state file", lambda: json.loads(state.read_text())["drains"], 10)
+    assert f"state file {state} written again" in lvsd.text()
     assert lvsd.proc.poll() is None
     web1.stop()
     web2.stop()
