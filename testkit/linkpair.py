@@ -81,6 +81,8 @@ class Director:
     machine: FailoverMachine
     codec: Codec
     up: bool = True  # False after crash()
+    #: how far this director's wall clock is off the shared one (``step_clock``)
+    clock_offset: float = 0.0
     started: bool = False
     records: list[Record] = field(default_factory=list)
     rejected: list[tuple[float, Rejected]] = field(default_factory=list)
@@ -145,6 +147,11 @@ class LinkPair:
         """Replace director ``name`` by a fresh pulse (new machine and codec) and start it."""
         self.nodes[name] = self._director(name, machine)
         return self.start(name)
+
+    def step_clock(self, name: str, seconds: float) -> None:
+        """Step ``name``'s wall clock by ``seconds`` (NTP, a resumed VM); monotonic time,
+        which drives the machines' timers, goes on evenly as on a real host."""
+        self.nodes[name].clock_offset += seconds
 
     def crash(self, name: str) -> None:
         """Director ``name`` stops dead: it sends, hears and ticks no more."""
@@ -211,7 +218,7 @@ class LinkPair:
             return
         to = BACKUP if node.name == PRIMARY else PRIMARY
         for path in self.paths:
-            data = node.codec.encode(action.magic, WALL_EPOCH + self.now)
+            data = node.codec.encode(action.magic, WALL_EPOCH + self.now + node.clock_offset)
             datagram = Datagram(self.now, node.name, path, ADDRESSES[node.name][path], data)
             lost = (node.name, path) in self.cuts or bool(self.drop and self.drop(datagram))
             if lost:
@@ -227,7 +234,8 @@ class LinkPair:
     def _deliver(self, node: Director, datagram: Datagram) -> None:
         if not node.listening():
             return
-        result = node.codec.decode(datagram.data, datagram.source, WALL_EPOCH + self.now)
+        result = node.codec.decode(datagram.data, datagram.source,
+                                   WALL_EPOCH + self.now + node.clock_offset)
         if isinstance(result, Heartbeat):
             self.handle(node.name, PeerHeard(self.now, result))
         else:

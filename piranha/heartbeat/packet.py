@@ -267,7 +267,10 @@ class AuthCodec:
         return None
 
     def _check_fresh(self, seq: int, stamp: float, wall: float) -> Rejected | None:
-        if abs(stamp - wall) > self.max_skew:
+        # The timestamp guards the first heartbeat after our start (no window yet: an old
+        # capture must not pass). From then on the sequence number is the freshness, so a
+        # wall-clock step on either director (NTP, a VM resumed) causes no takeover.
+        if self.window.highest is None and abs(stamp - wall) > self.max_skew:
             return Rejected(Reason.STALE, f"{stamp - wall:+.3f}s from our clock")
         if not self.window.fresh(seq):
             return Rejected(Reason.REPLAYED, f"sequence {seq}")
