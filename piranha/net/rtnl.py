@@ -271,13 +271,15 @@ class LinkWatch:
     arrive up to ~1 s late, while ``Link.carrier`` read meanwhile is already current.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, receive_buffer: int | None = None) -> None:
         kind = socket.SOCK_RAW | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
         try:
             self._sock = socket.socket(socket.AF_NETLINK, kind, socket.NETLINK_ROUTE)
         except OSError as exc:
             raise NetError(f"cannot open an rtnetlink socket: {_reason(exc)}") from exc
         try:
+            if receive_buffer is not None:  # tests: a queue small enough to overflow
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
             self._sock.bind((0, RTMGRP_LINK))
         except OSError as exc:
             self._sock.close()
