@@ -75,15 +75,16 @@ def nat_triangle(netns_factory: Callable[[], Any]) -> tuple[Any, Any, Any]:
     return d, c, r
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float, step: float = 0.05) -> float:
+def wait_for(what: str, check: Callable[[], Any], timeout: float, step: float = 0.05,
+             show: Callable[[], object] | None = None) -> float:
     """:func:`lab.patience.wait_for`, printing how long it took (the kernel tier's timings)."""
-    took = patience.wait_for(what, check, timeout, step)
+    took = patience.wait_for(what, check, timeout, step, show)
     print(f"lvsd-lab: {what}: {took:.2f} s", flush=True)
     return took
 
 
 class Listener:
-    """A TCP server in namespace ``ns`` at addr:port; echoes what it reads."""
+    """A TCP server in namespace ``ns`` at addr:port (IPv4 or IPv6); echoes what it reads."""
 
     def __init__(self, ns: Any, addr: str, port: int) -> None:
         self.ns, self.addr, self.port = ns, addr, port
@@ -92,8 +93,9 @@ class Listener:
 
     def start(self) -> None:
         """Listen (again)."""
+        family = socket.AF_INET6 if ":" in self.addr else socket.AF_INET
         with self.ns.entered():
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.addr, self.port))
         sock.listen(64)
@@ -150,7 +152,7 @@ class Lvsd:
                 str(self.pidfile), "--reconcile-interval", "1"]
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-        wait_for("lvsd's first status snapshot", self.status.exists, 90)
+        wait_for("lvsd's first status snapshot", self.status.exists, patience.START)
 
     def snapshot(self) -> dict[str, Any]:
         """lvsd's current status snapshot."""
