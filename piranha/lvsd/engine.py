@@ -154,9 +154,9 @@ class Engine:
             before = old_specs.get(dest)
             if before == spec:
                 continue
-            if before is not None and not weight_only(before, spec):
-                self.supervisor.stop(dest, now)
-            if before is None or not weight_only(before, spec):
+            if before is None or not weight_only(before, spec):  # else the nanny stays
+                if before is not None:
+                    self.supervisor.stop(dest, now)
                 restart.append(dest)
             self.health.set(dest, self._carried(before, spec, self.health.get(dest)))
         self.cluster, self.specs, self.where = new, new_specs, entry_keys(new)
