@@ -118,17 +118,21 @@ def piranha(ns: Any, *args: str, timeout: float = 120) -> subprocess.CompletedPr
                           timeout=limit(timeout), check=False)
 
 
-def make_realservers(net: Lan, tmp: Path, vip: str = VIP) -> None:
-    """``piranha realserver --vip VIP`` in rs1 and rs2 (concurrently: each start is slow)."""
+def make_realservers(net: Lan, tmp: Path, vip: str = VIP,
+                     options: dict[int, list[str]] | None = None) -> None:
+    """``piranha realserver --vip VIP`` in rs1 and rs2 (concurrently: each start is slow),
+    with each one's extra ``options`` (``--method`` ...)."""
+    extra = options or {}
     procs = {n: subprocess.Popen(
         piranha_argv(net[f"rs{n}"].ns, "realserver", "--vip", vip, "--state-file",
-                     str(tmp / f"rs{n}.json")),
+                     str(tmp / f"rs{n}.json"), *extra.get(n, [])),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for n in (1, 2)}
     for n, proc in procs.items():
         out, _ = proc.communicate(timeout=limit(120))
-        print(f"rs{n}: piranha realserver --vip {vip}:\n{out}")
+        print(f"rs{n}: piranha realserver --vip {vip} {' '.join(extra.get(n, []))}:\n{out}")
         assert proc.returncode == 0, out
-        assert f"ip addr add {vip}/32 dev lo label lo:piranha" in out
+        if "redirect" not in extra.get(n, []):
+            assert f"ip addr add {vip}/32 dev lo label lo:piranha" in out
 
 
 def sysctls(ns: Any, *names: str) -> list[str]:
@@ -142,7 +146,8 @@ def diagnosis(net: Lan, lvsd: Lvsd | None = None) -> str:
     for name, member in net.members.items():
         cmds = [["ip", "-o", "addr"], ["ip", "route"], ["ip", "neigh"]]
         if name == "d":
-            cmds += [["ipvsadm", "-Ln"], ["ipvsadm", "-Lnc"], ["nft", "list", "ruleset"]]
+            cmds += [["ipvsadm", "-Ln"], ["ipvsadm", "-Lnc"]]
+        cmds += [["nft", "list", "ruleset"]]
         for cmd in cmds:
             r = member.ns.exec(cmd)
             out.append(f"## {name}: {' '.join(cmd)}\n{r.stdout}{r.stderr}")
@@ -243,6 +248,29 @@ def arp_answers(ns: Any, ifname: str, mac: str, source: str, target: str,
             if op == 2 and spa == IPv4Address(target).packed:
                 answered.add(sha.hex(":"))
     return answered
+
+
+def arp_request_sources(ns: Any, ifname: str, trigger: Callable[[], object],
+                        listen: float = 1.0) -> set[str]:
+    """Sender addresses of the ARP requests ``ns`` sees on ``ifname`` while ``trigger`` runs
+    (and ``listen`` seconds after)."""
+    with ns.entered():
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+    seen = set()
+    with sock:
+        sock.bind((ifname, 0x0806))
+        sock.settimeout(0.05)
+        trigger()
+        deadline = time.monotonic() + limit(listen)
+        while time.monotonic() < deadline:
+            try:
+                got = sock.recv(128)
+            except TimeoutError:
+                continue
+            op, _, spa = struct.unpack("!H6s4s", got[20:32])
+            if op == 1:
+                seen.add(str(IPv4Address(spa)))
+    return seen
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,10 @@ nothing; ``iptables -t nat -F piranha`` clears it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
+from piranha.firewall import Step, replace_nft_tables
 from piranha.model import Cluster, IPAddress, Network, ServiceProtocol
 
 FTP_PORT = 21
@@ -71,14 +71,6 @@ class Plan:
     rules: tuple[Rule, ...]
     warnings: tuple[str, ...]
     passive: tuple[int, int]
-
-
-@dataclass(frozen=True)
-class Step:
-    """One command; when it fails, ``fallback`` is run instead (shell: ``A || B``)."""
-
-    argv: tuple[str, ...]
-    fallback: tuple[str, ...] | None = None
 
 
 def parse_range(text: str) -> tuple[int, int]:
@@ -126,8 +118,7 @@ def nft_script(p: Plan, source: str) -> str:
              f"# FTP passive ports: {p.passive[0]}-{p.passive[1]}"]
     for family in ("ip", "ip6"):
         rules = [r for r in p.rules if _v4(_address(r)) == (family == "ip")]
-        # "table" first so that "delete" cannot fail when the table is absent
-        lines += [f"table {family} {TABLE}", f"delete table {family} {TABLE}"]
+        lines += replace_nft_tables([family], TABLE)
         if not rules:
             continue
         lines += [f"table {family} {TABLE} {{"]
@@ -190,14 +181,3 @@ def _ipt_match(r: Rule, v4: bool) -> tuple[str, ...]:
                 "-j", "MARK", "--set-mark", str(r.mark))
     return ("-p", "tcp", "-s", f"{r.source}{full}", "--sport", str(FTP_DATA_PORT),
             "-j", "MASQUERADE")
-
-
-def shell(steps: Sequence[Step]) -> str:
-    """``steps`` as a sh script (``A 2>/dev/null || B`` for a step with a fallback)."""
-    lines = []
-    for s in steps:
-        line = " ".join(s.argv)
-        if s.fallback is not None:
-            line += " 2>/dev/null || " + " ".join(s.fallback)
-        lines.append(line)
-    return "\n".join(lines) + ("\n" if lines else "")

@@ -19,9 +19,11 @@ import click
 from piranha import __version__, defaults
 
 if TYPE_CHECKING:
+    from piranha import firewall
     from piranha import realserver as rsv
     from piranha.config import LoadResult
     from piranha.model import IPAddress
+    from piranha.net.rtnl import Rtnl
 
 # Each command imports what it needs when it runs: `piranha status` is called by scripts and
 # monitoring many times a minute and must not load the configuration loader, the firewall
@@ -136,7 +138,7 @@ def fwmark_rules(configfile: str, backend: str, passive_ports: str, apply_: bool
     network = nat, masquerading of the real servers' port-20 traffic (Red Hat's recipe).
     Re-running replaces piranha's own rules (nft tables / iptables chains called piranha).
     """
-    from piranha import fwmark
+    from piranha import firewall, fwmark
 
     try:
         passive = fwmark.parse_range(passive_ports)
@@ -156,28 +158,34 @@ def fwmark_rules(configfile: str, backend: str, passive_ports: str, apply_: bool
         return
     steps = fwmark.iptables_steps(p)
     if not apply_:
-        click.echo(fwmark.shell(steps), nl=False)
+        click.echo(firewall.shell(steps), nl=False)
         return
-    for step in steps:
-        click.echo(f"piranha: {fwmark.shell([step])}", nl=False)
-        if step.fallback is None or not _run(step.argv, quiet=True):
-            _run(step.fallback or step.argv)
+    _run_steps(steps)
 
 
 @cli.command()
 @click.option("--vip", "vips", multiple=True, metavar="VIP",
               help="a virtual IP address of the LVS (repeatable)")
+@click.option("--method", type=click.Choice(["sysctl", "arptables", "redirect"]), default=None,
+              help="how the VIP is kept out of ARP  [default: sysctl, or the recorded one]")
+@click.option("--backend", type=click.Choice(["nft", "iptables"]), default=None,
+              help="rule syntax of arptables/redirect, and the tool run  [default: nft]")
+@click.option("--real-ip", default="", metavar="ADDRESS",
+              help="arptables: this server's own IPv4 address, shown in ARP instead of a VIP")
 @click.option("--undo", is_flag=True,
-              help="remove the VIPs (default: every VIP recorded) and restore the sysctls")
+              help="remove the VIPs (default: every VIP recorded), their rules, restore sysctls")
 @click.option("--print", "print_only", is_flag=True,
-              help="only print the equivalent ip/sysctl commands")
+              help="only print the equivalent commands")
 @click.option("--state-file", default=defaults.REALSERVER_STATE, show_default=True,
               help="what was changed, for --undo")
-def realserver(vips: tuple[str, ...], undo: bool, print_only: bool, state_file: str) -> None:
+def realserver(vips: tuple[str, ...], method: str | None, backend: str | None, real_ip: str,
+               undo: bool, print_only: bool, state_file: str) -> None:
     """Make this machine a direct-routing or tunnel real server for VIP(s).
 
-    Puts each VIP on lo as a host address and sets arp_ignore=1, arp_announce=2 (all, lo) so
-    that this machine accepts VIP traffic but never answers ARP for the VIP. Prints each step.
+    sysctl: each VIP on lo as a host address, arp_ignore=1 and arp_announce=2 (all, lo).
+    arptables: each VIP on lo, ARP rules that never answer for it nor show it (--real-ip).
+    redirect: no VIP here; VIP traffic is redirected to this machine's own address.
+    Prints each step; --undo reverts what the state file records.
     """
     from ipaddress import ip_address
 
@@ -187,22 +195,43 @@ def realserver(vips: tuple[str, ...], undo: bool, print_only: bool, state_file: 
         addresses = [ip_address(v) for v in vips]
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--vip'") from None
+    how = rsv.How(rsv.Method(method or "sysctl"), backend or "nft", real_ip)
     if print_only:
         if not addresses:
             raise click.UsageError("--print needs at least one --vip")
-        click.echo("\n".join(rsv.script(addresses, undo)))
+        _realserver_problem(addresses, how, rsv.RealServerState(), undo)
+        click.echo("\n".join(rsv.script(addresses, how, undo)))
         return
     state = _read_state(state_file)
+    if undo and state.vips:
+        if (method or state.how.method) != state.how.method or (
+                backend or state.how.backend) != state.how.backend:
+            raise click.UsageError(f"{state_file} records {state.how.describe()}; "
+                                   "--undo uses that")
+        how = state.how
     if undo and not addresses:
         addresses = [ip_address(v) for v in state.vips]
     if not addresses:
         raise click.UsageError("give at least one --vip" + (
             f" (nothing recorded in {state_file})" if undo else ""))
-    _realserver_apply(addresses, undo, state, state_file)
+    _realserver_problem(addresses, how, state, undo)
+    if undo and not state.vips:
+        state = rsv.RealServerState(how=how)  # nothing recorded: undo as the options say
+    _realserver_apply(addresses, undo, how, state, state_file)
 
 
-def _realserver_apply(vips: list[IPAddress], undo: bool, state: rsv.RealServerState,
-                      state_file: str) -> None:
+def _realserver_problem(vips: list[IPAddress], how: rsv.How, state: rsv.RealServerState,
+                        undo: bool) -> None:
+    """Exit 2 naming the option when ``how`` cannot set up ``vips``."""
+    from piranha import realserver as rsv
+
+    why = rsv.problem(vips, how, state) if not undo else None
+    if why is not None:
+        raise click.UsageError(why)
+
+
+def _realserver_apply(vips: list[IPAddress], undo: bool, how: rsv.How,
+                      state: rsv.RealServerState, state_file: str) -> None:
     from piranha import realserver as rsv
     from piranha.errors import PiranhaError
     from piranha.net.rtnl import Rtnl
@@ -212,23 +241,41 @@ def _realserver_apply(vips: list[IPAddress], undo: bool, state: rsv.RealServerSt
         sysctls = {name: _sysctl_path(name).read_text().strip() for name in rsv.SYSCTLS}
         with Rtnl() as rtnl:
             on_lo = {a.address for a in rtnl.addresses() if a.device == rsv.DEVICE}
-            actions, after = (rsv.undo if undo else rsv.setup)(vips, on_lo, sysctls, state)
+            if undo:
+                actions, after = rsv.undo(vips, on_lo, sysctls, state)
+            else:
+                actions, after = rsv.setup(vips, on_lo, sysctls, state, how)
             for action in actions:
-                was = f" (was {action.was})" if isinstance(action, rsv.SetSysctl) else ""
-                click.echo(f"piranha: {action.command()}{was}")
-                if isinstance(action, rsv.SetSysctl):
-                    _sysctl_path(action.name).write_text(action.value + "\n")
-                elif isinstance(action, rsv.AddVip):
-                    rtnl.add_address(rsv.DEVICE, action.vip, rsv.prefix(action.vip),
-                                     rsv.LABEL if action.vip.version == 4 else None)
-                elif isinstance(action, rsv.RemoveVip):
-                    rtnl.remove_address(rsv.DEVICE, action.vip, rsv.prefix(action.vip))
+                _realserver_do(rtnl, action)
     except (OSError, PiranhaError) as exc:
         click.echo(f"piranha: realserver: {exc}", err=True)
         # keep what was changed before the failure, so that --undo can still revert it
         _write_state(state_file, after if not undo else state)
         raise SystemExit(1) from None
+    except SystemExit:
+        _write_state(state_file, after if not undo else state)  # a firewall command failed
+        raise
     _write_state(state_file, after)
+
+
+def _realserver_do(rtnl: Rtnl, action: rsv.Action) -> None:
+    """Echo one action of ``piranha realserver`` and carry it out."""
+    from piranha import realserver as rsv
+
+    if isinstance(action, rsv.FirewallStep):
+        _run_steps([action.step])  # echoes the command itself
+        return
+    was = f" (was {action.was})" if isinstance(action, rsv.SetSysctl) else ""
+    click.echo(f"piranha: {action.command()}{was}")
+    if isinstance(action, rsv.SetSysctl):
+        _sysctl_path(action.name).write_text(action.value + "\n")
+    elif isinstance(action, rsv.NftScript):
+        _run(["nft", "-f", "-"], action.script)
+    elif isinstance(action, rsv.AddVip):
+        rtnl.add_address(rsv.DEVICE, action.vip, rsv.prefix(action.vip),
+                         rsv.LABEL if action.vip.version == 4 else None)
+    elif isinstance(action, rsv.RemoveVip):
+        rtnl.remove_address(rsv.DEVICE, action.vip, rsv.prefix(action.vip))
 
 
 @cli.command("ipvsadm-alias")
@@ -311,6 +358,16 @@ def _write_state(path: str, state: rsv.RealServerState | None) -> None:
         raise SystemExit(1) from None
 
 
+def _run_steps(steps: Sequence[firewall.Step]) -> None:
+    """Run firewall ``steps`` in order, each echoed; exit 1 at the first that fails."""
+    from piranha import firewall
+
+    for step in steps:
+        click.echo(f"piranha: {firewall.shell([step])}", nl=False)
+        if step.fallback is None or not _run(step.argv, quiet=True):
+            _run(step.fallback or step.argv)
+
+
 def _run(argv: Sequence[str], stdin: str | None = None, quiet: bool = False) -> bool:
     """Run ``argv``; True if it succeeded. Unless ``quiet``, a failure exits 1 with its stderr."""
     import subprocess
@@ -319,8 +376,9 @@ def _run(argv: Sequence[str], stdin: str | None = None, quiet: bool = False) -> 
         proc = subprocess.run(list(argv), input=stdin, text=True, capture_output=True,
                               check=False, timeout=60)
     except FileNotFoundError:
-        click.echo(f"piranha: cannot run {argv[0]}: command not found (install "
-                   f"{'nftables' if argv[0] == 'nft' else 'iptables'})", err=True)
+        package = {"nft": "nftables", "arptables": "arptables"}.get(argv[0], "iptables")
+        click.echo(f"piranha: cannot run {argv[0]}: command not found (install {package})",
+                   err=True)
         raise SystemExit(1) from None
     if proc.returncode == 0 or quiet:
         return proc.returncode == 0

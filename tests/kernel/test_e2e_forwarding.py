@@ -108,6 +108,41 @@ def test_direct_routing_with_piranha_realserver_and_quiet_arp(tmp_path: Path) ->
             assert not (tmp_path / "rs1.json").exists()
 
 
+def test_direct_routing_with_arptables_and_redirect_real_servers(tmp_path: Path) -> None:
+    """The talk's two other answers to the ARP problem, one per real server: rs1 keeps the
+    VIP on lo behind arptables rules (the arptables command), rs2 holds no VIP at all and
+    redirects VIP traffic to itself (nft)."""
+    cf = config("direct", virtual("web", PORT, ["198.51.100.11", "198.51.100.12"]))
+    with lan() as net:
+        add_director(net, nat=False)
+        for n in (1, 2):
+            net.add(f"rs{n}", f"198.51.100.1{n}/24", RS_MAC[n])
+        client = net.add("client", "198.51.100.100/24", C_MAC).ns
+        rs1, rs2 = net["rs1"].ns, net["rs2"].ns
+        make_realservers(net, tmp_path, options={
+            1: ["--method", "arptables", "--backend", "iptables", "--real-ip", "198.51.100.11"],
+            2: ["--method", "redirect"]})
+        assert sysctls(rs1, *ARP) == ["0", "0", "0", "0"]  # no sysctl with either method
+        assert f"{VIP}/32" in rs1.exec(["ip", "-o", "addr", "show", "dev", "lo"]).stdout
+        assert VIP not in rs2.exec(["ip", "-o", "addr"]).stdout
+        for n in (1, 2):
+            serve(NameServer(net[f"rs{n}"].ns, f"rs{n}", PORT))
+        lvsd: Lvsd | None = None
+        with explained(net, lambda: lvsd):
+            lvsd = start_lvsd(net, tmp_path, cf, 2)
+            assert both_answer(client) == {"rs1", "rs2"}
+            assert neighbour_mac(client, VIP) == D_MAC
+            assert arp_answers(client, "eth0", C_MAC, "198.51.100.100", VIP) == {D_MAC}
+            for n, rs in ((1, rs1), (2, rs2)):
+                undo = piranha(rs, "realserver", "--undo", "--state-file",
+                               str(tmp_path / f"rs{n}.json"))
+                assert undo.returncode == 0, undo.stdout + undo.stderr
+                assert "piranha" not in rs.exec(["nft", "list", "ruleset"]).stdout
+            assert VIP not in rs1.exec(["ip", "-o", "addr"]).stdout
+            # with the measures gone, neither real server takes VIP traffic any more
+            assert ask(client, VIP, PORT, timeout=2.0) is None
+
+
 def tunl0_rx(ns: Any) -> int:
     """Packets received on ``ns``'s tunl0 (decapsulated IPIP)."""
     out = ns.exec(["ip", "-s", "-j", "link", "show", "tunl0"]).stdout

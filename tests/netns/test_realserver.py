@@ -69,7 +69,8 @@ def test_setup_is_idempotent_and_undo_restores_what_was_there(ns: Netns, tmp_pat
     saved = json.loads(state.read_text())
     assert saved == {"vips": [VIP, VIP6], "sysctls": {
         "net.ipv4.conf.all.arp_announce": "1", "net.ipv4.conf.all.arp_ignore": "0",
-        "net.ipv4.conf.lo.arp_announce": "0", "net.ipv4.conf.lo.arp_ignore": "0"}}
+        "net.ipv4.conf.lo.arp_announce": "0", "net.ipv4.conf.lo.arp_ignore": "0"},
+        "method": "sysctl", "backend": "nft", "real_ip": ""}
 
     # again, plus one more VIP: nothing changes twice, the original values stay recorded
     run = piranha(ns, "--vip", VIP, "--vip", VIP2, "--state-file", str(state))

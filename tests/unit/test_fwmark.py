@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from piranha import fwmark
+from piranha import firewall, fwmark
 from piranha.cli import admin
 from piranha.config import loads
 
@@ -136,13 +136,13 @@ def test_nft_script_golden() -> None:
 
 
 def test_iptables_commands_golden() -> None:
-    assert fwmark.shell(fwmark.iptables_steps(plan_of(MIXED))) == IPTABLES
+    assert firewall.shell(fwmark.iptables_steps(plan_of(MIXED))) == IPTABLES
 
 
 def test_passive_range_is_used_in_both_syntaxes() -> None:
     p = plan_of(MIXED, (30000, 30100))
     assert "tcp dport 30000-30100 meta mark set 21" in fwmark.nft_script(p, "x")
-    assert "--dport 30000:30100 -j MARK" in fwmark.shell(fwmark.iptables_steps(p))
+    assert "--dport 30000:30100 -j MARK" in firewall.shell(fwmark.iptables_steps(p))
 
 
 def test_direct_routing_ftp_gets_marks_but_no_masquerade_and_a_persistence_warning() -> None:
@@ -154,7 +154,7 @@ def test_direct_routing_ftp_gets_marks_but_no_masquerade_and_a_persistence_warni
     assert p.warnings == ("virtual ftp: FTP with a firewall mark but no 'persistent': a data "
                           "connection may reach another real server",)
     assert "postrouting" not in fwmark.nft_script(p, "x")
-    assert " nat " not in fwmark.shell(fwmark.iptables_steps(p))
+    assert " nat " not in firewall.shell(fwmark.iptables_steps(p))
 
 
 def test_no_fwmark_virtual_still_clears_piranhas_tables() -> None:
@@ -164,7 +164,7 @@ def test_no_fwmark_virtual_still_clears_piranhas_tables() -> None:
     assert fwmark.nft_script(p, "f").splitlines()[2:] == [
         "table ip piranha", "delete table ip piranha",
         "table ip6 piranha", "delete table ip6 piranha"]
-    assert fwmark.shell(fwmark.iptables_steps(p)).splitlines() == [
+    assert firewall.shell(fwmark.iptables_steps(p)).splitlines() == [
         "iptables -t mangle -N piranha 2>/dev/null || iptables -t mangle -F piranha",
         "iptables -t mangle -C PREROUTING -j piranha 2>/dev/null || "
         "iptables -t mangle -A PREROUTING -j piranha"]
