@@ -131,8 +131,9 @@ def _echo(conn: socket.socket) -> None:
 class Lvsd:
     """An lvsd process in namespace ``ns`` with its files under ``tmp``."""
 
-    def __init__(self, ns: Any, tmp: Path, config: str) -> None:
+    def __init__(self, ns: Any, tmp: Path, config: str, args: list[str] | None = None) -> None:
         self.ns, self.tmp = ns, tmp
+        self.args = list(args or [])  # more lvsd options (``--backend fake``)
         self.cf = tmp / "lvs.cf"
         self.cf.write_text(config)
         self.status, self.sock = tmp / "status.json", tmp / "lvsd.sock"
@@ -149,7 +150,7 @@ class Lvsd:
         argv = ["ip", "netns", "exec", self.ns.name, sys.executable, "-m", "piranha.lvs", "-n",
                 "-c", str(self.cf), "--status-file", str(self.status), "--control-socket",
                 str(self.sock), "--state-file", str(self.state), "--pidfile",
-                str(self.pidfile), "--reconcile-interval", "1"]
+                str(self.pidfile), "--reconcile-interval", "1", *self.args]
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
         wait_for("lvsd's first status snapshot", self.status.exists, patience.START)
