@@ -18,9 +18,11 @@ Two soaks run side by side for ``--minutes``, each on namespaces of its own (roo
   authenticated heartbeats, keepalive 0.5 s, deadtime 2 s); every ``--cut-every`` s the links
   of one director go down (alternately the active one, so the standby takes over, and the
   standby, so it activates alone), and come back half a cut period later, when the two must
-  agree again on one holder of the VIP. Every 100 ms the bench records which directors with
-  links up hold the VIP: two holders is an overlap; one lasting longer than deadtime, or a
-  cycle ending without exactly one holder, is a split brain.
+  agree again on one holder of the VIP. Every ``--crash-every``-th cycle the active director
+  crashes instead (SIGKILL of its pulse, lvsd and nannies) and reboots. Every 100 ms the
+  bench records which directors with links up hold the VIP: two holders is an overlap; one
+  lasting longer than deadtime, or a cycle ending without exactly one holder, is a split
+  brain.
 
 Every ``--sample-every`` s: RSS and open fds of lvsd, of each pulse and of each pulse's lvsd;
 the private memory (USS: RSS counts the pages a nanny shares with its zygote) and fds of
@@ -270,6 +272,7 @@ class PulseSoak:
     links_up: dict[str, bool] = field(default_factory=lambda: {"d1": True, "d2": True})
     overlaps: list[float] = field(default_factory=list)
     cycles: int = 0
+    crashes: int = 0
     takeovers: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     _overlap_since: float | None = None
@@ -300,20 +303,28 @@ class PulseSoak:
                 self.overlaps.append(now - self._overlap_since)
                 self._overlap_since = None
 
-    def cycle(self, period: float) -> None:
-        """Cut one director's link for half a period, restore it, check one holder."""
+    def cycle(self, period: float, crash_every: int) -> None:
+        """Take one director off the LAN for half a period, bring it back, check one holder.
+
+        Mostly a link cut (its processes live on: their memory and fds are the trend); every
+        ``crash_every``-th cycle the active director crashes instead (SIGKILL of pulse, lvsd
+        and nannies, links down) and reboots (no VIP, links up, pulse started again)."""
         self.cycles += 1
         active = self.holders()
         if len(active) != 1:
             self.failures.append(f"cycle {self.cycles}: VIP on {active} before the cut")
             return
-        victim = active[0] if self.cycles % 2 else ("d2" if active[0] == "d1" else "d1")
+        crash = crash_every > 0 and self.cycles % crash_every == 0
+        victim = active[0] if crash or self.cycles % 2 else ("d2" if active[0] == "d1" else "d1")
         other = "d2" if victim == "d1" else "d1"
         cut = time.monotonic()
         set_links(self.lan[victim].ns, "down", "eth0")
         self.links_up[victim] = False
+        if crash:
+            self.pulses[victim].crash()
+            self.crashes += 1
         try:
-            took = wait_for(f"{other} holding the VIP after {victim}'s link went down",
+            took = wait_for(f"{other} holding the VIP after {victim} left the LAN",
                             lambda: self.holders() == [other], 60, step=0.05,
                             show=self.holders)
             if victim == active[0]:
@@ -321,6 +332,9 @@ class PulseSoak:
         except TimedOut as exc:
             self.failures.append(f"cycle {self.cycles}: {exc}")
         time.sleep(max(0.0, period / 2 - (time.monotonic() - cut)))
+        if crash:  # what a rebooted director looks like: no VIP, its daemon started again
+            self.lan[victim].ns.exec(["ip", "addr", "flush", "dev", "eth0", "label", "eth0:1"])
+            self.pulses[victim].start()
         set_links(self.lan[victim].ns, "up", "eth0")
         self.links_up[victim] = True
         try:
@@ -337,7 +351,9 @@ class PulseSoak:
         tree = _children()
         out: dict[str, tuple[int, int | None]] = {}
         for name, p in self.pulses.items():
-            assert p.proc is not None
+            if p.proc is None or p.proc.poll() is not None:
+                out[name] = (0, None)  # crashed, not rebooted yet
+                continue
             lvsd = [c for c in descendants(p.proc.pid, tree) if comm_is(c, "piranha.lvs")]
             # the oldest lvsd-like descendant is lvsd itself (its nannies come after it)
             out[name] = (p.proc.pid, min(lvsd) if lvsd else None)
@@ -363,15 +379,20 @@ def sample(t0: float, lvsd: LvsdSoak, pulse: PulseSoak) -> dict[str, float]:
     row["nannies_uss"] = sum(uss_mib(k) for k in alive)
     row["nannies_fds"] = sum(fds(k) for k in alive)
     for name, (ppid, lpid) in pulse.processes().items():
-        row[f"{name}_pulse_rss"] = rss_mib(ppid)
-        row[f"{name}_pulse_fds"] = fds(ppid)
+        row[f"{name}_pid"] = ppid
+        row[f"{name}_pulse_rss"] = rss_mib(ppid) if ppid else 0.0
+        row[f"{name}_pulse_fds"] = fds(ppid) if ppid else 0
         row[f"{name}_lvsd_rss"] = rss_mib(lpid) if lpid else 0.0
         row[f"{name}_lvsd_fds"] = fds(lpid) if lpid else 0
     return row
 
 
 def trend(rows: list[dict[str, float]], key: str) -> dict[str, Any]:
-    """First and last quarter means (after the first sample), slope per hour, flat or not."""
+    """First and last quarter means (after the first sample), slope per hour, flat or not;
+    a director's series over the lifetime of its last pulse (a crash starts a new one)."""
+    director = key.split("_", 1)[0]
+    if f"{director}_pid" in rows[-1]:
+        rows = [r for r in rows if r[f"{director}_pid"] == rows[-1][f"{director}_pid"]]
     run = rows[1:] if len(rows) > 2 else rows
     quarter = max(1, len(run) // 4)
     first = statistics.mean(r[key] for r in run[:quarter])
@@ -390,7 +411,7 @@ def trend(rows: list[dict[str, float]], key: str) -> dict[str, Any]:
 
 def report(args: argparse.Namespace, lvsd: LvsdSoak, pulse: PulseSoak,
            rows: list[dict[str, float]], wall: float) -> dict[str, Any]:
-    keys = [k for k in rows[0] if k != "minute"]
+    keys = [k for k in rows[0] if k != "minute" and not k.endswith("_pid")]
     trends = {k: trend(rows, k) for k in keys}
     conv = sorted(lvsd.converged)
     figures: dict[str, Any] = {
@@ -400,7 +421,7 @@ def report(args: argparse.Namespace, lvsd: LvsdSoak, pulse: PulseSoak,
         "convergence_s": {"median": round(statistics.median(conv), 3) if conv else None,
                           "max": round(conv[-1], 3) if conv else None},
         "lvsd_failures": lvsd.failures,
-        "cycles": pulse.cycles,
+        "cycles": pulse.cycles, "crashes": pulse.crashes,
         "takeover_s": {"median": round(statistics.median(pulse.takeovers), 2)
                        if pulse.takeovers else None,
                        "max": round(max(pulse.takeovers), 2) if pulse.takeovers else None},
@@ -413,9 +434,10 @@ def report(args: argparse.Namespace, lvsd: LvsdSoak, pulse: PulseSoak,
     print(f"  lvsd, {args.servers} servers, table = {figures['table']}: {lvsd.flaps} flaps, "
           f"{len(conv)} converged (median {figures['convergence_s']['median']} s, max "
           f"{figures['convergence_s']['max']} s), {len(lvsd.failures)} failures")
-    print(f"  pulse: {pulse.cycles} link cuts, takeover median {figures['takeover_s']['median']}"
-          f" s, max {figures['takeover_s']['max']} s; {len(pulse.overlaps)} overlaps of two "
-          f"VIP holders after a link came back (longest {figures['longest_overlap_s']} s), "
+    print(f"  pulse: {pulse.cycles} cycles ({pulse.crashes} crashes, the rest link cuts), "
+          f"takeover median {figures['takeover_s']['median']} s, max "
+          f"{figures['takeover_s']['max']} s; {len(pulse.overlaps)} overlaps of two VIP holders"
+          f" after a link came back (longest {figures['longest_overlap_s']} s), "
           f"{figures['split_brains']} split brains (overlap > deadtime {pulse.deadtime:g} s), "
           f"{len(pulse.failures)} failures")
     for failure in lvsd.failures + pulse.failures:
@@ -423,6 +445,7 @@ def report(args: argparse.Namespace, lvsd: LvsdSoak, pulse: PulseSoak,
     print()
     print(markdown(["minute", *keys], ([r["minute"], *(_cell(r[k]) for k in keys)]
                                        for r in rows)))
+    print("(a director's series restart after its crash; trends cover its last pulse only)")
     print()
     print(markdown(["series", "first quarter", "last quarter", "per hour", "flat"],
                    ([k, t["first_quarter"], t["last_quarter"], t["per_hour"],
@@ -440,6 +463,8 @@ def main() -> int:
     p.add_argument("--servers", type=int, default=60)
     p.add_argument("--flap-every", type=float, default=2.0, metavar="SECONDS")
     p.add_argument("--cut-every", type=float, default=20.0, metavar="SECONDS")
+    p.add_argument("--crash-every", type=int, default=5, metavar="N",
+                   help="every Nth cycle the active director crashes and reboots (0: never)")
     p.add_argument("--sample-every", type=float, default=60.0, metavar="SECONDS")
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args()
@@ -457,13 +482,19 @@ def main() -> int:
         end = t0 + args.minutes * 60
         rows.append(sample(t0, lvsd, pulse))
         flapper = _every(args.flap_every, end, lvsd.flap)
-        cutter = _every(args.cut_every, end, lambda: pulse.cycle(args.cut_every))
+        cutter = _every(args.cut_every, end,
+                        lambda: pulse.cycle(args.cut_every, args.crash_every))
         next_sample = t0 + args.sample_every
         while time.monotonic() < end:
             time.sleep(max(0.0, min(next_sample, end) - time.monotonic()))
             if time.monotonic() >= next_sample:
                 rows.append(sample(t0, lvsd, pulse))
                 next_sample += args.sample_every
+                print(f"soak: minute {rows[-1]['minute']}: {lvsd.flaps} flaps, "
+                      f"{pulse.cycles} cycles, lvsd {rows[-1]['lvsd_rss']:.1f} MiB, nannies "
+                      f"{rows[-1]['nannies_uss']:.1f} MiB, pulses "
+                      f"{rows[-1]['d1_pulse_rss']:.1f}/{rows[-1]['d2_pulse_rss']:.1f} MiB",
+                      flush=True)
         flapper.join()
         cutter.join()
         rows.append(sample(t0, lvsd, pulse))
