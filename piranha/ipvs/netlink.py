@@ -46,6 +46,7 @@ from piranha.ipvs.types import (
     Table,
     Timeouts,
 )
+from piranha.net import netlink as N
 
 NETLINK_GENERIC = 16
 SOL_NETLINK = 270
@@ -136,18 +137,18 @@ def _resolve_family(sock: socket.socket, name: str | None = None) -> int:
         data, (port, _groups) = sock.recvfrom(1 << 16)
         if port != 0:
             continue
-        for kind, got, off, end in D.messages(data, len(data)):
+        for kind, got, off, end in N.messages(data, len(data)):
             if got != seq:
                 continue
             if kind == W.NLMSG_ERROR:
-                code = D.error_code(data, off)
+                code = N.error_code(data, off)
                 if code == errno.ENOENT and name == W.GENL_NAME:
                     raise IpvsUnavailable(
                         "IPVS is not available: the kernel has no 'IPVS' generic netlink family "
                         "(load the ip_vs module, or use a kernel built with CONFIG_IP_VS)")
                 raise OSError(code, f"resolving the {name} netlink family: {os.strerror(code)}")
             if kind == GENL_ID_CTRL:
-                span = D.attrs(data, off + GENL_HEADER, end).get(CTRL_ATTR_FAMILY_ID)
+                span = N.attrs(data, off + GENL_HEADER, end).get(CTRL_ATTR_FAMILY_ID)
                 if span is not None and span[1] - span[0] >= 2:
                     return int(struct.unpack_from("=H", data, span[0])[0])
                 raise OSError(errno.EPROTO, f"the netlink controller's reply has no id for {name}")
@@ -250,8 +251,8 @@ class NetlinkIpvs:
         bulk = self._ack_bulk
         if bulk is None:
             size = self._sock.recv_into(self._buf)
-            return [(kind, seq, D.error_code(self._view, off) if kind == W.NLMSG_ERROR else 0)
-                    for kind, seq, off, _end in D.messages(self._view, size)]
+            return [(kind, seq, N.error_code(self._view, off) if kind == W.NLMSG_ERROR else 0)
+                    for kind, seq, off, _end in N.messages(self._view, size)]
         sizes = bulk.recv(self._sock)
         slots = _ACK_SLOT.iter_unpack(bulk.view[:len(sizes) * bulk.size])
         return [(kind, seq, -err) for size, (kind, seq, err) in zip(sizes, slots, strict=True)
@@ -277,13 +278,13 @@ class NetlinkIpvs:
         seq = self._request(cmd, attrs, W.NLM_F_DUMP)
         while True:
             gram = self._recv()
-            for kind, mseq, off, end in D.messages(gram, len(gram)):
+            for kind, mseq, off, end in N.messages(gram, len(gram)):
                 if mseq != seq:
                     continue
                 if kind == W.NLMSG_DONE:
                     return
                 if kind == W.NLMSG_ERROR:
-                    raise kernel_error(query, D.error_code(gram, off))
+                    raise kernel_error(query, N.error_code(gram, off))
                 take(gram, off + 4, end)
 
     def _get(self, cmd: int, attrs: bytes, query: Query, read: _Reader[_T]) -> _T:
@@ -291,11 +292,11 @@ class NetlinkIpvs:
         seq = self._request(cmd, attrs, 0)
         while True:
             gram = self._recv()
-            for kind, mseq, off, end in D.messages(gram, len(gram)):
+            for kind, mseq, off, end in N.messages(gram, len(gram)):
                 if mseq != seq:
                     continue
                 if kind == W.NLMSG_ERROR:
-                    raise kernel_error(query, D.error_code(gram, off))
+                    raise kernel_error(query, N.error_code(gram, off))
                 return read(gram, off + 4, end)
 
     def _services(self) -> list[Service]:

@@ -20,7 +20,7 @@ decoding. ``piranha.ipvs.nlref`` is the slow, obvious decoder the tests hold thi
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address
 from operator import itemgetter
 from typing import Any, TypeVar
@@ -44,18 +44,18 @@ from piranha.ipvs.types import (
     TunFlags,
     TunType,
 )
+from piranha.net.netlink import attrs, error_code
 
 NLMSG = struct.Struct("=IHHII")
-_HEAD = struct.Struct("=IH10xB")  # length, type, and the genl command
-_ATTR = struct.Struct("=HH")
+_HEAD = struct.Struct("=IH10xB")
+_ATTR = struct.Struct("=HH")  # length, type, and the genl command
 _U16, _U32, _U64, _BE16, _BE32 = (struct.Struct(f) for f in ("=H", "=I", "=Q", "!H", "!I"))
 _FLAGS = struct.Struct("=II")
-_ERR = struct.Struct("=i")
 
 _new = object.__new__
 _T = TypeVar("_T")
 #: what the decoders read from: a receive buffer, a view of it, or bytes
-Buffer = bytes | bytearray | memoryview
+Buffer = bytes | bytearray | memoryview  # as piranha.net.netlink.Buffer
 STATS_FIELDS = tuple(Stats.__dataclass_fields__)
 #: enum members by value, for tuple indexing in the hot loop (forwarding is masked to 3 bits)
 _FWD = tuple(Forward(v) if v in Forward._value2member_map_ else Forward.ROUTE for v in range(8))
@@ -84,35 +84,6 @@ def _frozen(cls: type[_T], values: dict[str, Any]) -> _T:
     obj = _new(cls)
     object.__setattr__(obj, "__dict__", values)
     return obj
-
-
-def messages(buf: Buffer, size: int) -> Iterator[tuple[int, int, int, int]]:
-    """(type, seq, payload offset, end) of each netlink message in ``buf[:size]``."""
-    off = 0
-    while off + 16 <= size:
-        length, kind, _flags, seq, _pid = NLMSG.unpack_from(buf, off)
-        if length < 16:
-            raise ValueError(f"malformed netlink message at offset {off}: length {length}")
-        yield kind, seq, off + 16, off + length
-        off += (length + 3) & ~3
-
-
-def error_code(buf: Buffer, payload: int) -> int:
-    """The errno of an NLMSG_ERROR payload (0 for an acknowledgement)."""
-    code: int = _ERR.unpack_from(buf, payload)[0]
-    return -code
-
-
-def attrs(buf: Buffer, off: int, end: int) -> dict[int, tuple[int, int]]:
-    """Attribute type -> (payload start, payload end) for the attributes in ``buf[off:end]``."""
-    out: dict[int, tuple[int, int]] = {}
-    while off + 4 <= end:
-        length, kind = _ATTR.unpack_from(buf, off)
-        if length < 4:
-            break
-        out[kind & W.NLA_TYPE_MASK] = (off + 4, off + length)
-        off += (length + 3) & ~3
-    return out
 
 
 def _str(buf: Buffer, span: tuple[int, int]) -> str:

@@ -1,9 +1,9 @@
 """rtnetlink edge of pulse: raise and drop VIP addresses, read NIC links, watch link changes.
 
-* :class:`Rtnl` wraps one pyroute2 ``IPRoute`` socket (pyroute2 is imported when the first
-  one opens: ~0.13 s). The socket lives in the network namespace of the thread that opened
-  it, so an ``Rtnl`` refuses calls from any other thread (pyroute2 0.9 would silently open a
-  second socket there, possibly in another namespace).
+* :class:`Rtnl` is one ``NETLINK_ROUTE`` request socket speaking the few messages pulse needs
+  (link and address dumps, a link by name, address add/delete; framing in
+  :mod:`piranha.net.netlink`, which says why not pyroute2). The socket lives in the network
+  namespace of the thread that opened it, so an ``Rtnl`` refuses calls from any other thread.
 * :class:`LinkWatch` is a plain ``NETLINK_ROUTE`` socket in the ``RTMGRP_LINK`` group, for
   a ``select()`` loop: it says "some link changed"; the caller re-reads :meth:`Rtnl.links`.
 * :func:`link_faults` is Piranha's ``monitor_links`` rule, pure.
@@ -19,9 +19,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, ip_address
-from typing import Any
 
 from piranha.errors import PiranhaError
+from piranha.net import netlink as N
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -29,9 +29,17 @@ IFF_UP = 0x1
 IFF_LOWER_UP = 0x10000
 IFA_F_NODAD = 0x02
 RTMGRP_LINK = 0x1
-RTM_NEWLINK, RTM_DELLINK = 16, 17
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
+RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MASTER = 1, 3, 10
+IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_BROADCAST = 1, 2, 3, 4
 IFNAMSIZ = 16  # names and labels: at most 15 bytes
-_NLMSGHDR = struct.Struct("=IHHII")  # length, type, flags, seq, pid
+_NLMSGHDR = N.NLMSG
+_IFINFO = struct.Struct("=BxHiII")  # family, type, index, flags, change
+_IFADDR = struct.Struct("=BBBBi")  # family, prefixlen, flags, scope, index
+_U32 = struct.Struct("=I")
+_DUMP = N.NLM_F_REQUEST | N.NLM_F_DUMP
+_CHANGE = N.NLM_F_REQUEST | N.NLM_F_ACK
 
 
 class NetError(PiranhaError):
@@ -89,84 +97,98 @@ def link_faults(links: Sequence[Link], addresses: Sequence[Addr],
     return faults
 
 
-def _pyroute2() -> tuple[Any, type[Exception]]:
-    """pyroute2's ``IPRoute`` and ``NetlinkError``, imported on first use."""
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    return IPRoute, NetlinkError
+def _reason(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
-def _errno(exc: Exception) -> int:
-    code = getattr(exc, "code", None)  # NetlinkError
-    if code is None:
-        code = getattr(exc, "errno", None)  # OSError
-    return code if isinstance(code, int) else 0
+def _string(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode(errors="replace")
 
 
-def _reason(exc: Exception) -> str:
-    code = _errno(exc)
-    return os.strerror(code) if code else str(exc)
+def _link(data: bytes) -> Link:
+    _family, _type, index, flags, _change = _IFINFO.unpack_from(data)
+    a = N.attrs(data, _IFINFO.size, len(data))
+    name = _string(data[slice(*a[IFLA_IFNAME])]) if IFLA_IFNAME in a else ""
+    mac = data[slice(*a[IFLA_ADDRESS])] if IFLA_ADDRESS in a else b""
+    master = _U32.unpack_from(data, a[IFLA_MASTER][0])[0] if IFLA_MASTER in a else 0
+    return Link(index=index, name=name, mac=bytes(mac), up=bool(flags & IFF_UP),
+                carrier=bool(flags & IFF_LOWER_UP), master=master or None)
 
 
-def _mac(text: object) -> bytes:
-    """IFLA_ADDRESS as decoded by pyroute2 ("aa:bb:..."), as bytes; b"" if absent/odd."""
-    if not isinstance(text, str):
-        return b""
-    try:
-        return bytes.fromhex(text.replace(":", ""))
-    except ValueError:
-        return b""
-
-
-def _to_link(msg: Any) -> Link:
-    flags = int(msg["flags"])
-    master = msg.get_attr("IFLA_MASTER")
-    return Link(index=int(msg["index"]), name=str(msg.get_attr("IFLA_IFNAME")),
-                mac=_mac(msg.get_attr("IFLA_ADDRESS")), up=bool(flags & IFF_UP),
-                carrier=bool(flags & IFF_LOWER_UP),
-                master=int(master) if master else None)
-
-
-def _to_addr(msg: Any, device: str) -> Addr:
+def _addr(data: bytes, names: Mapping[int, str]) -> Addr | None:
+    """An address of the dump (None when its link is unknown or its family is not IP)."""
+    family, prefix, _flags, _scope, index = _IFADDR.unpack_from(data)
+    if index not in names or family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    a = N.attrs(data, _IFADDR.size, len(data))
     # IFA_LOCAL is the local end; IFA_ADDRESS is the peer on point-to-point links and is
     # the only one IPv6 sends otherwise (iproute2 reads them the same way)
-    local = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
-    label = msg.get_attr("IFA_LABEL")
-    return Addr(device=device, label=str(label) if label else device,
-                address=ip_address(str(local)), prefix=int(msg["prefixlen"]))
+    span = a.get(IFA_LOCAL) or a.get(IFA_ADDRESS)
+    if span is None:
+        return None
+    label = _string(data[slice(*a[IFA_LABEL])]) if IFA_LABEL in a else ""
+    return Addr(device=names[index], label=label or names[index],
+                address=ip_address(bytes(data[slice(*span)])), prefix=prefix)
 
 
 class Rtnl:
     """Addresses and links of the caller's current network namespace, over rtnetlink."""
 
-    def __init__(self) -> None:
-        iproute, self._netlink_error = _pyroute2()
+    def __init__(self, timeout: float = 30.0) -> None:
         self._thread = threading.get_ident()
+        kind = socket.SOCK_RAW | socket.SOCK_CLOEXEC
         try:
-            # groups=0: never bound to multicast, so no event can pile up in the queue
-            self._ipr: Any = iproute(groups=0)
-        except (self._netlink_error, OSError) as exc:
+            # bound to no multicast group: no event can pile up in the queue
+            self._sock = socket.socket(socket.AF_NETLINK, kind, socket.NETLINK_ROUTE)
+        except OSError as exc:
             raise NetError(f"cannot open an rtnetlink socket: {_reason(exc)}") from exc
+        self._sock.settimeout(timeout)
+        self._buf = bytearray(1 << 16)  # one buffer for every reply: nothing to fragment
+        self._seq = 0
         self._closed = False
 
-    def _request(self, what: str, method: str, *args: Any, tolerate: tuple[int, ...] = (),
-                 **kwargs: Any) -> Any:
-        """One pyroute2 call; None if it failed with an errno in ``tolerate``; else NetError."""
+    def _exchange(self, what: str, kind: int, flags: int, payload: bytes,
+                  tolerate: tuple[int, ...] = (), single: bool = False) -> list[bytes] | None:
+        """Send one request; the payloads of its answer (a dump's messages, a get's reply,
+        nothing for an acknowledged change). None if it failed with an errno in
+        ``tolerate``; otherwise a failure is a NetError naming ``what``. ``single``: the
+        answer is one message (a get), not a dump ending in DONE or an acknowledgement."""
         if threading.get_ident() != self._thread:
             raise RuntimeError("an Rtnl is bound to the thread (and namespace) that opened it")
         if self._closed:
             raise NetError(f"{what}: the rtnetlink socket is closed")
+        self._seq = self._seq % 0x7FFFFFFF + 1
+        seq, out = self._seq, list[bytes]()
         try:
-            return getattr(self._ipr, method)(*args, **kwargs)
-        except (self._netlink_error, OSError) as exc:
-            if _errno(exc) in tolerate:
+            self._sock.send(N.message(kind, flags, seq, payload))
+            while True:
+                size = self._sock.recv_into(self._buf)
+                for mtype, mseq, off, end in N.messages(self._buf, size):
+                    if mseq != seq:
+                        continue  # a late answer to an earlier request
+                    if mtype == N.NLMSG_DONE:
+                        return out
+                    if mtype == N.NLMSG_ERROR:
+                        code = N.error_code(self._buf, off)
+                        if code == 0:
+                            return out
+                        if code in tolerate:
+                            return None
+                        raise NetError(f"{what}: {os.strerror(code)}")
+                    out.append(bytes(self._buf[off:end]))
+                    if single:
+                        return out
+        except TimeoutError as exc:
+            raise NetError(f"{what}: no answer from the kernel") from exc
+        except OSError as exc:
+            if exc.errno in tolerate:
                 return None
             raise NetError(f"{what}: {_reason(exc)}") from exc
 
     def links(self) -> list[Link]:
         """Every link, in kernel order."""
-        return [_to_link(m) for m in self._request("cannot list links", "get_links")]
+        got = self._exchange("cannot list links", RTM_GETLINK, _DUMP, _IFINFO.pack(0, 0, 0, 0, 0))
+        return [_link(m) for m in got or ()]
 
     def link(self, name: str) -> Link | None:
         """The link called ``name``, or None."""
@@ -175,15 +197,19 @@ class Rtnl:
     def _link(self, name: str, what: str) -> Link | None:
         if not 0 < len(name.encode()) < IFNAMSIZ:  # the kernel would say ERANGE/EINVAL
             return None
-        msgs = self._request(what, "link", "get", ifname=name, tolerate=(errno.ENODEV,))
-        return _to_link(msgs[0]) if msgs else None
+        request = _IFINFO.pack(0, 0, 0, 0, 0) + N.attr(IFLA_IFNAME, name.encode() + b"\0")
+        got = self._exchange(what, RTM_GETLINK, N.NLM_F_REQUEST, request,
+                             tolerate=(errno.ENODEV,), single=True)
+        return _link(got[0]) if got else None
 
     def addresses(self) -> list[Addr]:
         """Every IPv4 and IPv6 address, with the name of its link."""
         names = {link.index: link.name for link in self.links()}
-        msgs = self._request("cannot list addresses", "get_addr")
+        got = self._exchange("cannot list addresses", RTM_GETADDR, _DUMP,
+                             _IFADDR.pack(0, 0, 0, 0, 0))
         # an address whose link vanished between the two dumps is gone too
-        return [_to_addr(m, names[m["index"]]) for m in msgs if m["index"] in names]
+        found = (_addr(m, names) for m in got or ())
+        return [a for a in found if a is not None]
 
     def holder(self, ip: IPAddress) -> Addr | None:
         """Which interface holds ``ip`` (the first one if several do), or None."""
@@ -212,21 +238,23 @@ class Rtnl:
                                       and len(label.encode()) < IFNAMSIZ):
             raise NetError(f"{what}: label {label!r} must start with the device name and "
                            f"be at most {IFNAMSIZ - 1} bytes")
-        request: dict[str, Any] = {"index": self._index(device, what), "address": str(ip),
-                                   "prefixlen": prefix}
+        index = self._index(device, what)
+        extra = b""
         if isinstance(ip, IPv4Address):
+            flags = 0
             if prefix < 31:
                 net = IPv4Network((ip, prefix), strict=False)
-                request["broadcast"] = str(net.broadcast_address)
+                extra += N.attr(IFA_BROADCAST, net.broadcast_address.packed)
             if label is not None:
-                request["label"] = label
+                extra += N.attr(IFA_LABEL, label.encode() + b"\0")
         else:
             # no duplicate address detection: a VIP taken over from a dead peer must answer
             # at once, not sit "tentative" for a second; and if the old holder still answers
             # for it, DAD would mark it "dadfailed" and the kernel would never use it
-            request["flags"] = IFA_F_NODAD
-        return self._request(what, "addr", "add", tolerate=(errno.EEXIST,),
-                             **request) is not None
+            flags = IFA_F_NODAD
+        request = self._address_request(ip, prefix, index, flags) + extra
+        return self._exchange(what, RTM_NEWADDR, _CHANGE | N.NLM_F_CREATE | N.NLM_F_EXCL,
+                              request, tolerate=(errno.EEXIST,)) is not None
 
     def remove_address(self, device: str, ip: IPAddress, prefix: int) -> bool:
         """Remove ``ip/prefix`` from ``device``; False if it was not there.
@@ -240,15 +268,23 @@ class Rtnl:
         _check_prefix(ip, prefix, what)
         index = self._index(device, what)
         # ENXIO: IPv6 is off on the device, so the address cannot be there either
-        return self._request(what, "addr", "del", index=index, address=str(ip),
-                             prefixlen=prefix,
-                             tolerate=(errno.EADDRNOTAVAIL, errno.ENXIO)) is not None
+        return self._exchange(what, RTM_DELADDR, _CHANGE,
+                              self._address_request(ip, prefix, index, 0),
+                              tolerate=(errno.EADDRNOTAVAIL, errno.ENXIO)) is not None
+
+    @staticmethod
+    def _address_request(ip: IPAddress, prefix: int, index: int, flags: int) -> bytes:
+        """ifaddrmsg + IFA_LOCAL + IFA_ADDRESS (both the address itself, as iproute2 sends
+        them for a local address: the kernel matches a deletion on both and the prefix)."""
+        family = socket.AF_INET if isinstance(ip, IPv4Address) else socket.AF_INET6
+        return (_IFADDR.pack(family, prefix, flags, 0, index) + N.attr(IFA_LOCAL, ip.packed)
+                + N.attr(IFA_ADDRESS, ip.packed))
 
     def close(self) -> None:
         """Close the socket (idempotent)."""
         if not self._closed:
             self._closed = True
-            self._ipr.close()
+            self._sock.close()
 
     def __enter__(self) -> Rtnl:
         return self

@@ -21,6 +21,7 @@ from piranha.ipvs.types import (
     TunFlags,
     TunType,
 )
+from piranha.net import netlink as N
 
 FAMILY = 32
 
@@ -119,7 +120,7 @@ def test_done_and_error_end_a_dest_dump():
 
 def test_a_malformed_length_is_refused():
     with pytest.raises(ValueError, match="malformed"):
-        list(D.messages(struct.pack("=IHHII", 8, 0, 0, 0, 0), 16))
+        list(N.messages(struct.pack("=IHHII", 8, 0, 0, 0, 0), 16))
 
 
 def test_an_old_kernel_service_without_stats64():

@@ -32,6 +32,7 @@ from piranha.ipvs.types import (
     TunFlags,
     TunType,
 )
+from piranha.net import netlink as N
 from testkit import nlkernel as K
 
 REPLIES = Path(__file__).parents[1] / "data" / "netlink" / "replies"
@@ -47,7 +48,7 @@ def fast_services(dec: D.DumpDecoder, grams: list[bytes]) -> list[Service]:
     """The services of a dump's datagrams, read as NetlinkIpvs._dump reads them."""
     out: list[Service] = []
     for gram in grams:
-        for kind, _seq, off, end in D.messages(gram, len(gram)):
+        for kind, _seq, off, end in N.messages(gram, len(gram)):
             if kind == W.NLMSG_DONE:
                 return out
             if kind >= 16:
@@ -78,7 +79,7 @@ def test_the_golden_replies_are_there():
 @pytest.mark.parametrize("path", GOLDEN, ids=lambda p: p.stem)
 def test_a_golden_reply_decodes_identically(path):
     gram = load(path)
-    msgs = [(kind, gram[off], off, end) for kind, _seq, off, end in D.messages(gram, len(gram))]
+    msgs = [(kind, gram[off], off, end) for kind, _seq, off, end in N.messages(gram, len(gram))]
     cmds = {cmd for kind, cmd, _off, _end in msgs if kind >= 16}
     dec = D.DumpDecoder()
     if cmds == {W.CMD_NEW_SERVICE}:
@@ -112,13 +113,13 @@ def test_the_encoder_writes_what_the_kernel_wrote():
     # byte for byte, but for the port id (the capturing socket's), which the decoders ignore
     for name, count in (("list-stats-1", None), ("list-stats-3", 2)):
         gram = load(REPLIES / f"{name}.hex")
-        seq = next(D.messages(gram, len(gram)))[1]
+        seq = next(N.messages(gram, len(gram)))[1]
         if count is None:
             mine = K.service_dump(R.services([gram]), seq=seq)[0]
         else:
             mine = K.dest_dump(R.dests([gram], count), seq=seq)[0]
         unpid = bytearray(gram)
-        for _kind, _seq, off, _end in D.messages(gram, len(gram)):
+        for _kind, _seq, off, _end in N.messages(gram, len(gram)):
             unpid[off - 4:off] = bytes(4)
         assert mine == bytes(unpid)
 
