@@ -25,13 +25,13 @@ Two soaks run side by side for ``--minutes``, each on namespaces of its own (roo
   brain.
 
 Every ``--sample-every`` s: RSS and open fds of lvsd, of each pulse and of each pulse's lvsd;
-the private memory (USS: RSS counts the pages a nanny shares with its zygote) and fds of
-lvsd's nannies, summed, and how many there are (the zygote included). At the end it prints
-the samples and, per series, the mean of the first and last quarter of the run (the first
-sample is the warm-up baseline) and the slope per hour; "flat" means memory grew less than
-1 MiB and fds did not change. Writes the figures to $PIRANHA_OUT/soak.json when set. Exit
-status 1 when any flap did not converge, any table disagreed with the listeners, or a split
-brain was seen.
+the private memory of a nanny (USS, the mean over all of them: RSS counts the pages a nanny
+shares with its zygote), the nannies' fds summed, and how many there are (the zygote
+included). At the end it prints the samples and, per series, the mean of the first and last
+quarter of the run (the first sample is the warm-up baseline) and the slope per hour; "flat"
+means a process's memory grew less than 1 MiB (a nanny's: 0.1 MiB) and the median fd count
+did not change. Writes the figures to $PIRANHA_OUT/soak.json when set. Exit status 1 when any
+flap did not converge, any table disagreed with the listeners, or a split brain was seen.
 """
 
 from __future__ import annotations
@@ -376,7 +376,7 @@ def sample(t0: float, lvsd: LvsdSoak, pulse: PulseSoak) -> dict[str, float]:
     row["lvsd_fds"] = fds(pid)
     alive = [k for k in kids if os.path.exists(f"/proc/{k}")]
     row["nannies"] = len(alive)
-    row["nannies_uss"] = sum(uss_mib(k) for k in alive)
+    row["nanny_uss"] = sum(uss_mib(k) for k in alive) / max(1, len(alive))
     row["nannies_fds"] = sum(fds(k) for k in alive)
     for name, (ppid, lpid) in pulse.processes().items():
         row[f"{name}_pid"] = ppid
@@ -401,10 +401,11 @@ def trend(rows: list[dict[str, float]], key: str) -> dict[str, Any]:
     if len(run) >= 3 and len({r["minute"] for r in run}) > 1:
         slope = statistics.linear_regression([r["minute"] / 60 for r in run],
                                              [r[key] for r in run]).slope
-    if key.endswith("fds") or key == "nannies":
-        flat = len({r[key] for r in run}) == 1
-    else:
-        flat = last - first < 1.0
+    if key.endswith("fds") or key == "nannies":  # a probe's socket may be open at a sample
+        flat = statistics.median(r[key] for r in run[:quarter]) == statistics.median(
+            r[key] for r in run[-quarter:])
+    else:  # a process: under 1 MiB more; a nanny (mean of them all): under 0.1 MiB
+        flat = last - first < (0.1 if key == "nanny_uss" else 1.0)
     return {"first_quarter": round(first, 2), "last_quarter": round(last, 2),
             "per_hour": round(slope, 2), "flat": flat}
 
@@ -454,7 +455,7 @@ def report(args: argparse.Namespace, lvsd: LvsdSoak, pulse: PulseSoak,
 
 
 def _cell(value: float) -> str:
-    return f"{value:.1f}" if isinstance(value, float) else str(value)
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
 def main() -> int:
@@ -491,8 +492,8 @@ def main() -> int:
                 rows.append(sample(t0, lvsd, pulse))
                 next_sample += args.sample_every
                 print(f"soak: minute {rows[-1]['minute']}: {lvsd.flaps} flaps, "
-                      f"{pulse.cycles} cycles, lvsd {rows[-1]['lvsd_rss']:.1f} MiB, nannies "
-                      f"{rows[-1]['nannies_uss']:.1f} MiB, pulses "
+                      f"{pulse.cycles} cycles, lvsd {rows[-1]['lvsd_rss']:.1f} MiB, nanny "
+                      f"{rows[-1]['nanny_uss']:.2f} MiB, pulses "
                       f"{rows[-1]['d1_pulse_rss']:.1f}/{rows[-1]['d2_pulse_rss']:.1f} MiB",
                       flush=True)
         flapper.join()
