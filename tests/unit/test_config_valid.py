@@ -552,6 +552,15 @@ def test_reentry_may_be_zero_but_timeout_may_not() -> None:
         "t.cf:5:16: error: timeout: expected a number of seconds > 0, found 0"]
 
 
+def test_values_piranha_accepted_but_could_not_run_are_refused_with_their_place() -> None:
+    """The README lists these three among the deliberate differences, with the reasons."""
+    assert errors(one_virtual("     reentry = -1\n")) == [
+        "t.cf:5:16: error: reentry: expected a number of seconds >= 0, found -1"]
+    server = "     server a {\n         address = 10.0.0.1\n         weight = -5\n     }\n"
+    assert errors(one_virtual("", server)) == [
+        "t.cf:7:19: error: weight: expected an integer 0..65535, found -5"]
+
+
 def test_ipv6_virtual_servers_and_masks() -> None:
     vs = virtual_of(one_virtual(
         "     vip_nmask = 64\n     sorry_server = 2001:db8::99\n     persistent = 60\n"
