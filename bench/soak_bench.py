@@ -340,6 +340,11 @@ class PulseSoak:
         try:
             wait_for("one holder of the VIP again", lambda: len(self.holders()) == 1, 60,
                      step=0.05, show=self.holders)
+            # the next cut may take the other director away: this one must be back in service
+            # (a restart takes tens of seconds in the emulated VM)
+            wait_for(f"{victim}'s pulse standing by or active", lambda: self.pulses[victim]
+                     .state().get("state") in ("standby", "active"), 300, step=0.2,
+                     show=lambda: self.pulses[victim].state().get("state"))
         except TimedOut as exc:
             self.failures.append(f"cycle {self.cycles}: {exc}")
 
