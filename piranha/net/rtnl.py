@@ -162,7 +162,9 @@ class Rtnl:
         try:
             self._sock.send(N.message(kind, flags, seq, payload))
             while True:
-                size = self._sock.recv_into(self._buf)
+                size, (sender, _groups) = self._sock.recvfrom_into(self._buf)
+                if sender != 0:
+                    continue  # only the kernel answers; another process may not pose as it
                 for mtype, mseq, off, end in N.messages(self._buf, size):
                     if mseq != seq:
                         continue  # a late answer to an earlier request
