@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.e2e import connections
 from lab.netlab import (
     VIP,
     EchoServer,
@@ -226,7 +227,15 @@ def test_two_directors_fail_over_within_deadtime_and_the_primary_stays_passive(
         for i in range(10):  # IPVS syncs a connection on its 3rd packet, then every 50
             assert echo(conn, b"before %d\n" % i) == b"before %d\n" % i
         prober = Prober(lab)
-        time.sleep(1.0)
+        # the sync daemon flushes its buffer up to 2 s later (IPVS_SYNC_FLUSH_TIME): wait until
+        # the backup holds the connection, or the test would race it, not test the failover
+        cport = conn.getsockname()[1]
+        wait_for("d2 holding the echo connection (IPVS sync daemon)",
+                 lambda: any(c.cport == cport and c.vport == 7
+                             for c in connections(lab["d2"].ns)), 30, step=0.1,
+                 show=lambda: [c for c in connections(lab["d2"].ns) if c.vport == 7])
+        wait_for("the prober's first answers", lambda: len(prober.results) >= 5, 30,
+                 step=0.05)
         killed = time.monotonic()
         set_links(lab["d1"].ns, "down", "eth0", "eth1")  # the links go, then the processes
         cut = time.monotonic()  # a request started after this can only be served by d2
