@@ -224,6 +224,25 @@ def nft(ns: Any, script: str) -> None:
 
 # ---- ARP and the IPVS connection table ------------------------------------------------------
 
+def _arp_heard(ns: Any, ifname: str, start: Callable[[socket.socket], object],
+               listen: float) -> Iterator[tuple[int, bytes, bytes]]:
+    """(op, sender MAC, sender IP) of each ARP frame ``ns`` hears on ``ifname`` from the moment
+    ``start`` ran (given the bound socket) until ``listen`` seconds after."""
+    with ns.entered():
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+    with sock:
+        sock.bind((ifname, 0x0806))
+        sock.settimeout(0.05)
+        start(sock)
+        deadline = time.monotonic() + listen
+        while time.monotonic() < deadline:
+            try:
+                got = sock.recv(128)
+            except TimeoutError:
+                continue
+            yield struct.unpack("!H6s4s", got[20:32])
+
+
 def arp_answers(ns: Any, ifname: str, mac: str, source: str, target: str,
                 listen: float = 1.0) -> set[str]:
     """Send one ARP request for ``target`` from ``ns``'s ``ifname``; the MACs that answered."""
@@ -231,46 +250,17 @@ def arp_answers(ns: Any, ifname: str, mac: str, source: str, target: str,
     frame = (b"\xff" * 6 + own + struct.pack("!H", 0x0806)
              + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + own + IPv4Address(source).packed
              + b"\0" * 6 + IPv4Address(target).packed)
-    with ns.entered():
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
-    answered = set()
-    with sock:
-        sock.bind((ifname, 0x0806))
-        sock.settimeout(0.05)
-        sock.send(frame.ljust(60, b"\0"))
-        deadline = time.monotonic() + listen
-        while time.monotonic() < deadline:
-            try:
-                got = sock.recv(128)
-            except TimeoutError:
-                continue
-            op, sha, spa = struct.unpack("!H6s4s", got[20:32])
-            if op == 2 and spa == IPv4Address(target).packed:
-                answered.add(sha.hex(":"))
-    return answered
+    heard = _arp_heard(ns, ifname, lambda sock: sock.send(frame.ljust(60, b"\0")), listen)
+    return {sha.hex(":") for op, sha, spa in heard
+            if op == 2 and spa == IPv4Address(target).packed}
 
 
 def arp_request_sources(ns: Any, ifname: str, trigger: Callable[[], object],
                         listen: float = 1.0) -> set[str]:
     """Sender addresses of the ARP requests ``ns`` sees on ``ifname`` while ``trigger`` runs
     (and ``listen`` seconds after)."""
-    with ns.entered():
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
-    seen = set()
-    with sock:
-        sock.bind((ifname, 0x0806))
-        sock.settimeout(0.05)
-        trigger()
-        deadline = time.monotonic() + limit(listen)
-        while time.monotonic() < deadline:
-            try:
-                got = sock.recv(128)
-            except TimeoutError:
-                continue
-            op, _, spa = struct.unpack("!H6s4s", got[20:32])
-            if op == 1:
-                seen.add(str(IPv4Address(spa)))
-    return seen
+    heard = _arp_heard(ns, ifname, lambda _sock: trigger(), limit(listen))
+    return {str(IPv4Address(spa)) for op, _, spa in heard if op == 1}
 
 
 @dataclass(frozen=True)
