@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from piranha.errors import PiranhaError
@@ -61,6 +60,8 @@ def strict_json(text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
     if json_depth(text) > max_depth:
         raise JsonError(f"JSON nested deeper than {max_depth} levels")
     try:
+        import json  # here: most users of this module never parse JSON
+
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except JsonError:
         raise

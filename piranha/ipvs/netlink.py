@@ -27,13 +27,12 @@ import os
 import socket
 import struct
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from piranha.errors import IpvsUnavailable, KernelError
 from piranha.ipvs import nldump as D
 from piranha.ipvs import nlmsg as W
 from piranha.ipvs.backend import kernel_error
-from piranha.ipvs.nlbulk import Bulk
 from piranha.ipvs.types import (
     Daemon,
     Dest,
@@ -47,6 +46,9 @@ from piranha.ipvs.types import (
     Timeouts,
 )
 from piranha.net import netlink as N
+
+if TYPE_CHECKING:
+    from piranha.ipvs.nlbulk import Bulk
 
 NETLINK_GENERIC = 16
 SOL_NETLINK = 270
@@ -174,7 +176,9 @@ class NetlinkIpvs:
         self._decoder = D.DumpDecoder()
         self._buf = bytearray(1 << 16)  # > the 32 KiB the kernel puts in one dump skb
         self._view = memoryview(self._buf)
-        self._ack_bulk = Bulk.create(ACK_SLOTS, _ACK_SLOT.size) if bulk else None
+        # recvmmsg's buffers (and ctypes) only once acks are read: a listing never needs them
+        self._make_bulk = bulk
+        self._ack_bulk: Bulk | None = None
         rcvbuf = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         self._batch = max(1, min(batch, rcvbuf // ACK_COST))
         self._max_bytes = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) - 64
@@ -248,6 +252,10 @@ class NetlinkIpvs:
 
     def _read_acks(self) -> list[tuple[int, int, int]]:
         """(type, seq, errno) of the next queued replies: all of them with recvmmsg."""
+        if self._make_bulk:
+            from piranha.ipvs.nlbulk import Bulk
+
+            self._ack_bulk, self._make_bulk = Bulk.create(ACK_SLOTS, _ACK_SLOT.size), False
         bulk = self._ack_bulk
         if bulk is None:
             size = self._sock.recv_into(self._buf)

@@ -11,7 +11,6 @@ caller reads one datagram at a time.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import select
 import socket
@@ -38,7 +37,8 @@ class _MMsgHdr(ctypes.Structure):
 
 def _libc() -> ctypes.CDLL | None:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # the process's own libc: find_library would load subprocess and may run ldconfig
+        libc = ctypes.CDLL(None, use_errno=True)
         libc.recvmmsg.argtypes = [ctypes.c_int, ctypes.POINTER(_MMsgHdr), ctypes.c_uint,
                                   ctypes.c_int, ctypes.c_void_p]
     except (OSError, AttributeError):

@@ -26,7 +26,6 @@ from piranha.ipvs.backend import IpvsBackend, strerror
 from piranha.ipvs.types import Table
 from piranha.ipvsadm.args import parse
 from piranha.ipvsadm.commands import Command, Exit
-from piranha.ipvsadm.conn import CONN_PROC_FILE, parse_conn, render_conns
 from piranha.ipvsadm.format import (
     Fmt,
     Namer,
@@ -71,7 +70,7 @@ class Session:
     """One invocation: streams, resolver, /proc path, and the lazily opened backend."""
 
     def __init__(self, backend: IpvsBackend | None, stdout: IO[str], stderr: IO[str],
-                 stdin: IO[str] | None, resolver: Lookup, conn_path: str,
+                 stdin: IO[str] | None, resolver: Lookup, conn_path: str | None,
                  env: Mapping[str, str] | None):
         self._backend, self._opened = backend, False
         self.stdout, self.stderr, self.stdin = stdout, stderr, stdin
@@ -168,8 +167,10 @@ def list_all(s: Session, fmt: Fmt, ce: Command | None) -> int:
 
 def list_conns(ce: Command, s: Session, fmt: Fmt, as_json: bool) -> int:
     """``-Lc``: the connection table from /proc."""
+    from piranha.ipvsadm.conn import CONN_PROC_FILE, parse_conn, render_conns
+
     try:
-        with open(s.conn_path, encoding="latin-1") as f:
+        with open(s.conn_path or CONN_PROC_FILE, encoding="latin-1") as f:
             first, rest = f.readline(), f.readlines()
     except OSError:
         raise Exit(1, f"cannot open file {CONN_PROC_FILE}\n") from None
@@ -190,7 +191,7 @@ def _list_error(errno: int) -> str:
 def main(argv: Sequence[str] | None = None, backend: IpvsBackend | None = None,
          stdin: IO[str] | None = None, stdout: IO[str] | None = None,
          stderr: IO[str] | None = None, *, prog: str | None = None,
-         resolver: Lookup | None = None, conn_path: str = CONN_PROC_FILE,
+         resolver: Lookup | None = None, conn_path: str | None = None,
          env: Mapping[str, str] | None = None) -> int:
     """Run one ipvsadm command line (``argv`` without the program name); return the status."""
     args = list(sys.argv[1:] if argv is None else argv)
