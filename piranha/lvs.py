@@ -17,6 +17,8 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from logging import Logger
+from typing import TYPE_CHECKING
 
 from piranha import daemon, nanny
 from piranha.config import load
@@ -28,10 +30,14 @@ from piranha.ipvsadm.rules import op_text
 from piranha.lvsd import control, logs, status
 from piranha.lvsd.engine import Engine, check_specs
 from piranha.lvsd.loop import Daemon
-from piranha.model import Cluster
+from piranha.model import Cluster, Listen
 from piranha.reconcile import desired, owned_keys, plan, set_timeouts
 from piranha.supervise.children import Main
 from piranha.supervise.zygote import ZygoteRunner
+
+if TYPE_CHECKING:
+    from piranha.lvsd.metrics import Sample
+    from piranha.metrics import Endpoint
 
 PIDFILE = "/var/run/lvs.pid"
 STATE_FILE = "/var/lib/piranha/lvsd.state.json"
@@ -114,15 +120,38 @@ def main(argv: list[str] | None = None) -> int:
     engine = Engine(result.cluster, args.configfile, backend, runner,
                     nanny_factory(theirs.fileno()), log, clock=time.monotonic, wall=time.time)
     log.info(f"starting: {args.configfile}, {len(engine.specs)} real servers")
+    exporter = None
     try:
+        where = result.cluster.lvsd_metrics
+        if where is not None:  # before the first reconcile: a bad endpoint changes nothing
+            exporter = _metrics_endpoint(where, args.configfile, log)
+            if exporter is None:
+                return 1
         return Daemon(engine, runner, mine, listener, log, load=load,
                       status_path=args.status_file, state_path=args.state_file,
                       reconcile_interval=args.reconcile_interval,
-                      clock=time.monotonic, on_ready=_ready_notifier(args.ready_fd)).run()
+                      clock=time.monotonic, on_ready=_ready_notifier(args.ready_fd),
+                      exporter=exporter).run()
     finally:
+        if exporter is not None:
+            exporter.close()
         runner.close()
         with contextlib.suppress(OSError):
             os.unlink(args.pidfile)
+
+
+def _metrics_endpoint(where: Listen, path: str, log: Logger) -> Endpoint[Sample] | None:
+    """The Prometheus endpoint lvs.cf asks for, listening; None (logged) if it cannot."""
+    from piranha.lvsd.metrics import endpoint
+
+    exporter = endpoint()
+    try:
+        exporter.serve(where)
+    except OSError as exc:
+        log.error(f"{path}: lvsd_metrics = {where}: cannot listen: {exc.strerror or exc}")
+        return None
+    log.info(f"metrics: serving http://{where}/metrics")
+    return exporter
 
 
 def _ready_notifier(fd: int | None) -> Callable[[], None] | None:

@@ -56,6 +56,18 @@ class InterfaceAddress:
 
 
 @dataclass(frozen=True)
+class Listen:
+    """Where an HTTP endpoint listens (``lvsd_metrics = 127.0.0.1:9747``)."""
+
+    address: IPAddress
+    port: int
+
+    def __str__(self) -> str:
+        text = str(self.address)
+        return f"[{text}]:{self.port}" if ":" in text else f"{text}:{self.port}"
+
+
+@dataclass(frozen=True)
 class RealServer:
     """A ``server NAME { ... }`` block."""
 
@@ -146,6 +158,7 @@ class Cluster:
     tcpfin_timeout: int = 0
     udp_timeout: int = 0
     hard_shutdown: bool = True
+    lvsd_metrics: Listen | None = None  # extension: lvsd's Prometheus endpoint
     virtuals: tuple[VirtualServer, ...] = ()
     failovers: tuple[FailoverService, ...] = ()
 

@@ -4,7 +4,7 @@
 #   1. Debian packages: qemu-system-x86 ipvsadm busybox-static kmod iproute2, chromium and
 #      chromium-driver for the browser tests, nftables for the FTP firewall-mark test,
 #      iptables and arptables for the real-server tests of their backends, keepalived for the
-#      benchmarks (+ python3-venv when
+#      benchmarks, prometheus for promtool (the metrics and alert-rule tests) (+ python3-venv when
 #      the python3 on PATH cannot create a venv)
 #   2. .venv/ in the checkout, with `pip install -e '.[test]'`; skipped while the stamp
 #      .venv/.bootstrap-stamp matches a hash of setup.cfg and pyproject.toml (the venv is
@@ -26,7 +26,7 @@ VENV=$ROOT/.venv
 KCACHE=$ROOT/.cache/kernel
 PYTHON=${PYTHON:-python3}
 APT_PACKAGES=(qemu-system-x86 ipvsadm busybox-static kmod iproute2 chromium chromium-driver nftables
-    iptables arptables keepalived)
+    iptables arptables keepalived prometheus)
 
 say() { printf 'bootstrap: %s\n' "$*"; }
 die() { printf 'bootstrap: ERROR: %s\n' "$*" >&2; exit 1; }

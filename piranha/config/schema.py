@@ -74,6 +74,7 @@ GLOBAL: dict[str, Key] = {
     "tcpfin_timeout": INT32,
     "udp_timeout": INT32,
     "hard_shutdown": BOOL,
+    "lvsd_metrics": Key(v.listen),  # extension: lvsd's Prometheus endpoint
 }
 
 #: keys shared by virtual and failover blocks (Piranha parses both with one table)

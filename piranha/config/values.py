@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from piranha.config.lexer import Token
 from piranha.errors import PiranhaError
-from piranha.model import InterfaceAddress, IPAddress
+from piranha.model import InterfaceAddress, IPAddress, Listen
 
 
 class Invalid(PiranhaError):
@@ -333,6 +333,38 @@ def heartbeat_port(tokens: tuple[Token, ...], ctx: Context) -> int:
     if value == 0:
         raise Invalid(tokens[0], f"expected a port number 1..65535, found {tokens[0].text}")
     return value
+
+
+#: lvsd_metrics's address when only a port is given: never the LAN unless asked
+METRICS_ADDRESS = IPv4Address("127.0.0.1")
+
+
+def listen(tokens: tuple[Token, ...], ctx: Context) -> Listen:
+    """``[ADDRESS:]PORT`` of an HTTP endpoint: an address literal (IPv6 in brackets) and a
+    port 1..65535; a bare port listens on 127.0.0.1."""
+    token = tokens[0]
+    text = token.text
+    address: IPAddress | None = METRICS_ADDRESS
+    host, sep, port = text.rpartition(":")
+    if sep:
+        if host.startswith("[") and host.endswith("]"):
+            address = _ipv6(host[1:-1])
+        else:
+            try:
+                address = IPv4Address(host)
+            except ValueError:
+                address = None
+    if address is None or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        raise Invalid(token, "expected [ADDRESS:]PORT, an address literal and a port "
+                      f"1..65535 (9747, 127.0.0.1:9747 or [::1]:9747), found '{text}'")
+    return Listen(address, int(port))
+
+
+def _ipv6(text: str) -> IPv6Address | None:
+    try:
+        return IPv6Address(text)
+    except ValueError:
+        return None
 
 
 def legacy_list(tokens: tuple[Token, ...], ctx: Context) -> tuple[str, ...]:

@@ -65,6 +65,19 @@ class DestId:
         vip = vs.address.ip if vs.address is not None else None
         return cls(vip, vs.port, vs.protocol, rs.address, rs.port, vs.fwmark)
 
+    def __hash__(self) -> int:
+        # DestIds key every book lvsd keeps; hashing two addresses anew each time costs ~2 us
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.vip, self.vport, self.protocol, self.rip, self.rport,
+                           self.fwmark))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled without the cached hash: another process hashes strings differently."""
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
     def __str__(self) -> str:
         real = _hostport(self.rip, self.rport)
         if self.fwmark:

@@ -60,6 +60,8 @@ class Applier:
     def __init__(self, backend: IpvsBackend, log: Log, error_log: Log) -> None:
         self.backend, self.log, self.error_log = backend, log, error_log
         self.ops_applied = 0
+        #: reconcile runs, and changes the kernel refused (each attempt counts)
+        self.reconciles = self.op_errors = 0
         self._last_failures: frozenset[str] = frozenset()
 
     def reconcile(self, make_plan: Callable[[Table], list[Op]]) -> Outcome:
@@ -77,6 +79,8 @@ class Applier:
                 break
             outcome.table = self.backend.dump()  # the kernel changed under us: look again
         outcome.failed = [f for f in failures if not already_done(f)]
+        self.reconciles += 1
+        self.op_errors += len(outcome.failed)
         self._report(outcome.failed)
         return outcome
 

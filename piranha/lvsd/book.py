@@ -69,6 +69,10 @@ class HealthBook:
         """A read-only view (changes show through)."""
         return MappingProxyType(self._by_dest)
 
+    def copy(self) -> dict[DestId, Health]:
+        """A copy as of now (a dict copy: no key is hashed again)."""
+        return self._by_dest.copy()
+
     def set(self, dest: DestId, health: Health) -> None:
         self._by_dest[dest] = health
         self.generation += 1

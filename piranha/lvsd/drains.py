@@ -43,6 +43,10 @@ class Drains:
         """A read-only view (changes show through)."""
         return MappingProxyType(self._by_dest)
 
+    def copy(self) -> dict[DestId, Drain]:
+        """A copy as of now (a dict copy: no key is hashed again)."""
+        return self._by_dest.copy()
+
     def ask(self, dest: DestId, wall: float, timeout: float) -> None:
         """Start draining ``dest`` (or move the deadline of its drain)."""
         old = self._by_dest.get(dest)

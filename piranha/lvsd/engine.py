@@ -112,6 +112,8 @@ class Engine:
         self.table, self.want = Table(), Table()
         self.started = wall()
         self.reloads = 0
+        #: kernel changes made although lvsd wanted nothing new (a hand edit, a flush)
+        self.drift_repairs = 0
         self.stopped = False
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -257,6 +259,8 @@ class Engine:
         for dest in self.drains.finish(decision.finished):
             spec = self.specs[dest]
             self.log.info(f"rs={spec.target} vs={spec.vs_name} drained: entry removed")
+        if applied and decision.want == self.want:  # nothing new was wanted: the kernel drifted
+            self.drift_repairs += len(applied)
         self.want, self.table = decision.want, table
         gone = {op.key for op in applied if isinstance(op, DelService)}
         still = frozenset(k for k in self.retired - gone if table.service(k) is not None)

@@ -22,6 +22,7 @@ import socket
 import struct
 from collections.abc import Callable
 from logging import Logger
+from typing import TYPE_CHECKING
 
 from piranha.config import LoadResult
 from piranha.errors import ConfigErrors
@@ -32,6 +33,10 @@ from piranha.lvsd.view import snapshot
 from piranha.ratelimit import LogLimiter
 from piranha.supervise.runner import ProcessRunner
 from piranha.supervise.zygote import ZygoteDied
+
+if TYPE_CHECKING:  # prometheus_client costs ~0.1 s to import: only lvsd_metrics loads it
+    from piranha.lvsd.metrics import Sample
+    from piranha.metrics import Endpoint
 
 _HANDLED = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
 _CREDS = struct.Struct("3i")
@@ -51,11 +56,14 @@ class Daemon:
                  load: Callable[[str], LoadResult], status_path: str | None,
                  state_path: str | None = None, reconcile_interval: float = 5.0,
                  clock: Callable[[], float],
-                 on_ready: Callable[[], None] | None = None) -> None:
+                 on_ready: Callable[[], None] | None = None,
+                 exporter: Endpoint[Sample] | None = None) -> None:
         self.engine, self.runner, self.reports, self.listener = engine, runner, reports, listener
         self.log, self.load, self.status_path = log, load, status_path
         self.interval, self.clock = reconcile_interval, clock
         self.on_ready = on_ready
+        self.exporter = exporter
+        self.sampled: tuple[object, ...] | None = None
         self.keeper = statefile.Keeper(state_path, log.error, log.info)
         self.bad_reports = LogLimiter(clock)
         self.published: tuple[int, ...] | None = None
@@ -164,6 +172,9 @@ class Daemon:
         if result.cluster == self.engine.cluster:
             self.log.info(f"reload: {path} unchanged")
             return
+        if result.cluster.lvsd_metrics != self.engine.cluster.lvsd_metrics:
+            self.log.warning(f"reload: lvsd_metrics changed to {result.cluster.lvsd_metrics}; "
+                             "the endpoint moves when lvsd restarts")
         self.engine.reload(result.cluster)
 
     def _stop(self, code: int) -> int:
@@ -197,12 +208,18 @@ class Daemon:
         self.sel.register(self.wake_r, selectors.EVENT_READ)
 
     def _publish(self) -> None:
-        """Persist the state file and rewrite the status snapshot if they changed."""
+        """Persist the state file, rewrite the status snapshot and hand the metrics endpoint
+        a new sample, each only if what it shows changed."""
         kept = self.engine.state_generation()
         # building the state means every owned key: not every turn; a failed write is retried
         if kept != self.kept and self.keeper.keep(self.engine.saved_state()):
             self.kept = kept
         generation = self.engine.generation()
+        # every reconcile dumps a new table (fresh IPVS counters): a new sample for scrapes
+        sampled = (generation, id(self.engine.table))
+        if self.exporter is not None and sampled != self.sampled:
+            self.sampled = sampled
+            self.exporter.publish(self.engine)
         if self.status_path is None or generation == self.published:
             return
         self.published = generation

@@ -91,6 +91,10 @@ class Supervisor(Generic[K]):
     def __iter__(self) -> Iterator[Child[K]]:
         return iter(list(self._children.values()))
 
+    def restart_counts(self) -> dict[K, int]:
+        """Restarts of every child restarted at least once."""
+        return {c.key: c.restarts for c in self._children.values() if c.restarts}
+
     def get(self, key: K) -> Child[K] | None:
         """The book-keeping of ``key``'s child, if it is supervised."""
         return self._children.get(key)

@@ -10,16 +10,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
 
 from lab.patience import wait_for
 from piranha.cli.admin import cli
@@ -310,3 +314,55 @@ def test_standalone_nanny_reports_and_obeys_signals() -> None:
     finally:
         proc.kill()
         web.stop()
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        return reply.read().decode()
+
+
+def with_metrics(text: str, listen: str) -> str:
+    return text.replace("hard_shutdown =", f"lvsd_metrics = {listen}\nhard_shutdown =", 1)
+
+
+def realserver_up(port: int, server: str) -> float | None:
+    for family in text_string_to_metric_families(scrape(port)):
+        for sample in family.samples:
+            if sample.name == "piranha_realserver_up" and sample.labels["server"] == server:
+                return sample.value
+    return None
+
+
+def test_the_metrics_endpoint_follows_health_and_passes_promtool(lvsd_factory) -> None:
+    web1 = Listener()
+    port = closed_port()
+    lvsd = lvsd_factory(with_metrics(config(web1.port, closed_port()), f"127.0.0.1:{port}"))
+    wait("web1 up in a scrape", lambda: realserver_up(port, "web1") == 1, 10)
+    assert realserver_up(port, "web2") == 0
+    assert f"serving http://127.0.0.1:{port}/metrics" in lvsd.text()
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: `make bootstrap` installs Debian's prometheus"
+    lint = subprocess.run([promtool, "check", "metrics"], input=scrape(port), text=True,
+                          capture_output=True, timeout=60)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    web1.stop()
+    wait("web1 down in a scrape", lambda: realserver_up(port, "web1") == 0, 10)
+    with pytest.raises(urllib.error.HTTPError) as other:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10)
+    assert other.value.code == 404
+
+
+def test_a_metrics_port_in_use_stops_lvsd_before_it_touches_anything(tmp_path) -> None:
+    busy = Listener()
+    cf = tmp_path / "lvs.cf"
+    cf.write_text(with_metrics(config(closed_port(), closed_port()), f"127.0.0.1:{busy.port}"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "piranha.lvs", "-n", "--backend", "fake", "-c", str(cf),
+         "--status-file", str(tmp_path / "status.json"), "--control-socket",
+         str(tmp_path / "sock"), "--state-file", str(tmp_path / "state.json"), "--pidfile",
+         str(tmp_path / "pid")], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"{cf}: lvsd_metrics = 127.0.0.1:{busy.port}: cannot listen: Address already in " \
+           "use" in proc.stdout + proc.stderr
+    assert not (tmp_path / "status.json").exists()  # no reconcile ran
+    busy.stop()
