@@ -98,6 +98,7 @@ class Endpoint(Generic[S]):
         ProcessCollector(registry=self._process)
         PlatformCollector(registry=self._process)
         self._server: ThreadingHTTPServer | None = None
+        self._serving = False
 
     def publish(self, source: object) -> None:
         """Make what ``source`` shows now what the next scrape shows (the loop calls this)."""
@@ -116,12 +117,23 @@ class Endpoint(Generic[S]):
 
     def serve(self, where: Listen) -> None:
         """Listen on ``where`` (OSError if it cannot) and answer on threads of its own."""
+        self.bind(where)
+        self.start()
+
+    def bind(self, where: Listen) -> None:
+        """Listen on ``where`` (OSError if it cannot); nothing is answered before
+        :meth:`start` (a daemon binds before it forks into the background, then starts)."""
         family = socket.AF_INET6 if where.address.version == 6 else socket.AF_INET
         server_class = type("Server", (ThreadingHTTPServer,), {"address_family": family,
                                                                "daemon_threads": True})
         self._server = server_class((str(where.address), where.port), _handler(self))
+
+    def start(self) -> None:
+        """Answer scrapes, on a thread of its own."""
+        assert self._server is not None
         threading.Thread(target=self._server.serve_forever, name="metrics",
                          daemon=True).start()
+        self._serving = True
 
     @property
     def port(self) -> int:
@@ -132,9 +144,10 @@ class Endpoint(Generic[S]):
     def close(self) -> None:
         """Stop listening."""
         if self._server is not None:
-            self._server.shutdown()
+            if self._serving:  # shutdown() waits for serve_forever, forever if it never ran
+                self._server.shutdown()
             self._server.server_close()
-            self._server = None
+            self._server, self._serving = None, False
 
 
 def _handler(endpoint: Endpoint[Any]) -> type[BaseHTTPRequestHandler]:

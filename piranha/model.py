@@ -159,6 +159,7 @@ class Cluster:
     udp_timeout: int = 0
     hard_shutdown: bool = True
     lvsd_metrics: Listen | None = None  # extension: lvsd's Prometheus endpoint
+    pulse_metrics: Listen | None = None  # extension: pulse's Prometheus endpoint
     virtuals: tuple[VirtualServer, ...] = ()
     failovers: tuple[FailoverService, ...] = ()
 

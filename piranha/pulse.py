@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from logging import Logger
+from typing import TYPE_CHECKING
 
 from piranha import daemon, sdnotify
 from piranha.director import build
@@ -32,6 +33,10 @@ from piranha.lvsd import logs
 from piranha.model import Cluster, ServiceType
 from piranha.net.arp import FrameSender
 from piranha.net.rtnl import Rtnl
+
+if TYPE_CHECKING:
+    from piranha.director.metrics import Sample
+    from piranha.metrics import Endpoint
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     except BindError as exc:
         print(f"pulse: {exc}", file=sys.stderr)
         return _fail("cannot create heartbeat socket. running as root?")
+    metrics = None
+    if cluster.pulse_metrics is not None:  # bound here, so a busy port is told on the terminal
+        from piranha.director.metrics import endpoint
+
+        metrics = endpoint()
+        try:
+            metrics.bind(cluster.pulse_metrics)
+        except OSError as exc:
+            transport.close()
+            return _fail(f"{args.configfile}: pulse_metrics = {cluster.pulse_metrics}: "
+                         f"cannot listen: {exc.strerror or exc}")
     if not args.nodaemon:
         daemon.daemonize(nofork=False)
     log = logs.setup(args.nodaemon, args.verbose, "pulse")
@@ -75,14 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     daemon.write_pidfile(args.pidfile, "pulse")
     log.info(f"STARTING PULSE AS {'MASTER' if mine.master else 'BACKUP'}")
     try:
-        return _run(args, cluster, mine, Rtnl(), transport, log)
+        return _run(args, cluster, mine, Rtnl(), transport, log, metrics)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(args.pidfile)
 
 
 def _run(args: argparse.Namespace, cluster: Cluster, mine: Settings, rtnl: Rtnl,
-         transport: Transport, log: Logger) -> int:
+         transport: Transport, log: Logger, metrics: Endpoint[Sample] | None) -> int:
     warm = not args.cold_standby
     machine = FailoverMachine(keepalive=mine.keepalive, deadtime=mine.deadtime,
                               master=mine.master, backup_active=cluster.backup_active,
@@ -99,7 +115,11 @@ def _run(args: argparse.Namespace, cluster: Cluster, mine: Settings, rtnl: Rtnl,
     links = RtnlLinks(rtnl, mine.watched) if mine.watched else None
     status = StatusFile(args.status_file, mine, machine, actuator, log)
     loop = PulseLoop(machine, transport, actuator, lvsd, log,
-                     Clocks(time.monotonic, time.time), links=links, on_state=status.changed)
+                     Clocks(time.monotonic, time.time), links=links, on_state=status.changed,
+                     metrics=metrics)
+    if metrics is not None:  # after daemonizing: a fork keeps no thread
+        metrics.start()
+        log.info(f"metrics: serving http://{cluster.pulse_metrics}/metrics")
     loop.reload = Reload(args.configfile, rtnl, mine, log)
     sdnotify.notify(f"READY=1\nSTATUS=started as {'master' if mine.master else 'backup'}"
                     f"\nMAINPID={os.getpid()}")
@@ -107,6 +127,8 @@ def _run(args: argparse.Namespace, cluster: Cluster, mine: Settings, rtnl: Rtnl,
         return loop.run()
     finally:
         status.remove()
+        if metrics is not None:
+            metrics.close()
         sdnotify.notify("STOPPING=1")
         if links is not None:
             links.close()

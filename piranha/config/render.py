@@ -37,6 +37,7 @@ GLOBAL_ORDER = (
     ("monitor_links", False), ("syncdaemon", False), ("syncd_iface", False),
     ("syncd_id", False), ("tcp_timeout", False), ("tcpfin_timeout", False),
     ("udp_timeout", False), ("hard_shutdown", False), ("lvsd_metrics", False),
+    ("pulse_metrics", False),
 )
 VIRTUAL_ORDER = (
     "active", "address", "sorry_server", "vip_nmask", "fwmark", "port", "persistent", "pmask",

@@ -75,6 +75,7 @@ GLOBAL: dict[str, Key] = {
     "udp_timeout": INT32,
     "hard_shutdown": BOOL,
     "lvsd_metrics": Key(v.listen),  # extension: lvsd's Prometheus endpoint
+    "pulse_metrics": Key(v.listen),  # extension: pulse's Prometheus endpoint
 }
 
 #: keys shared by virtual and failover blocks (Piranha parses both with one table)

@@ -18,9 +18,10 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from logging import Logger
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from piranha.director.actuator import Actuator
+from piranha.director.counters import PulseCounters
 from piranha.director.lvsdproc import LvsdProcess
 from piranha.heartbeat.events import (
     Action,
@@ -45,6 +46,10 @@ from piranha.heartbeat.machine import FailoverMachine
 from piranha.heartbeat.packet import Heartbeat, Reason
 from piranha.heartbeat.transport import Transport
 from piranha.ratelimit import LogLimiter
+
+if TYPE_CHECKING:  # prometheus_client costs ~0.1 s to import: only pulse_metrics loads it
+    from piranha.director.metrics import Sample
+    from piranha.metrics import Endpoint
 
 _HANDLED = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
 #: rejections of one kind are logged at most once per this many seconds (a flood of forged
@@ -86,7 +91,7 @@ class PulseLoop:
                  lvsd: LvsdProcess, log: Logger, clocks: Clocks, *,
                  links: LinkMonitor | None = None, reload: Reloader | None = None,
                  on_state: Callable[[DirectorState], None] | None = None,
-                 link_poll: float = 1.0) -> None:
+                 link_poll: float = 1.0, metrics: Endpoint[Sample] | None = None) -> None:
         self.machine, self.transport, self.actuator, self.lvsd = machine, transport, actuator, lvsd
         self.log, self.clocks, self.links, self.reload = log, clocks, links, reload
         self.on_state = on_state
@@ -97,6 +102,9 @@ class PulseLoop:
         self._link_faults: list[str] = []
         self._next_link_check = math.inf
         self._rejects = LogLimiter(clocks.monotonic, REJECT_LOG_INTERVAL)
+        self.counters = PulseCounters(started=clocks.wall())
+        self.metrics = metrics
+        self._published = -1
 
     # ---- the loop --------------------------------------------------------------------------
 
@@ -106,6 +114,7 @@ class PulseLoop:
         self.actuator.startup(now)
         self._handle(Start(now))
         self._lvsd_news(now)
+        self._publish()
         if self.links is not None:
             self._next_link_check = now
         while self.machine.state is not DirectorState.TERMINATED:
@@ -124,6 +133,7 @@ class PulseLoop:
                 self._hangup(now)
             self._lvsd_news(now)
             self._timers(now)
+            self._publish()
         self._stop_lvsd()
         self.transport.close()
         return 0
@@ -140,8 +150,10 @@ class PulseLoop:
         if fd in self.transport.filenos():
             for result in self.transport.receive(fd, self.clocks.wall()):
                 if isinstance(result, Heartbeat):
+                    self.counters.heard(self.clocks.wall())
                     self._handle(PeerHeard(now, result))
                 else:
+                    self.counters.reject(result.reason)
                     self._rejected(str(result), result.reason, now)
         elif fd in self.lvsd.filenos():
             self.lvsd.on_readable(fd, now)
@@ -155,9 +167,12 @@ class PulseLoop:
                 self.actuator.lvsd_ready(now)
                 self._handle(LvsdReady(now))
             elif news == "failing":
+                self.counters.lvsd_exited()
                 self._handle(LvsdExited(now, f"lvsd failed {self.lvsd.streak} times in a row"))
-            elif news == "exited" and not self.actuator.warm and self.machine.active:
-                self._handle(LvsdExited(now, "lvsd exited"))
+            elif news == "exited":
+                self.counters.lvsd_exited()
+                if not self.actuator.warm and self.machine.active:
+                    self._handle(LvsdExited(now, "lvsd exited"))
 
     def _timers(self, now: float) -> None:
         self.lvsd.tick(now)
@@ -178,12 +193,15 @@ class PulseLoop:
             self.log.info(step.reason)
         for action in step.actions:
             self._execute(action, event.now)
-        if step.after is not step.before and self.on_state is not None:
-            self.on_state(step.after)
+        if step.after is not step.before:
+            self.counters.entered(step.after)
+            if self.on_state is not None:
+                self.on_state(step.after)
 
     def _execute(self, action: Action, now: float) -> None:
         match action:
             case SendHeartbeat(magic=magic):
+                self.counters.sent()
                 for line in self.transport.send(magic, self.clocks.wall()):
                     self.log.debug(line)
             case Activate():
@@ -195,6 +213,12 @@ class PulseLoop:
             case ReloadLvsd():
                 if self.lvsd.reload():
                     self.log.info("SIGHUP forwarded to lvsd")
+
+    def _publish(self) -> None:
+        """Hand the metrics endpoint a new sample when a count or the state moved."""
+        if self.metrics is not None and self.counters.generation != self._published:
+            self._published = self.counters.generation
+            self.metrics.publish(self)
 
     def _hangup(self, now: float) -> None:
         try:

@@ -339,3 +339,63 @@ def test_a_crashing_lvsd_is_restarted_and_only_repeated_failures_hand_over(
         p1.wait_log("partner active: lvsd failure cleared", 10)
         wait_for("lvsd started again", lambda: p1.text().count("started lvsd") == 4, 20)
         assert p1.state()["state"] == "standby" and has_vip(lan["d2"].ns)
+
+
+def scrape(ns, port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """GET /metrics on 127.0.0.1:port inside ``ns``; every sample by name and labels (none
+    while nothing listens there yet)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with ns.entered():
+        sock = socket.socket()
+    try:
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", port))
+    except ConnectionRefusedError:
+        sock.close()
+        return {}
+    with sock:
+        sock.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200"), head
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for f in text_string_to_metric_families(body.decode()) for s in f.samples}
+
+
+def metric(samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+def test_pulse_and_lvsd_metrics_show_roles_heartbeats_forgeries_and_the_takeover(
+        lan: Lan, tmp_path: Path) -> None:
+    extra = ("heartbeat_key = 0123456789abcdef0123456789abcdef\n"
+             "pulse_metrics = 127.0.0.1:9748\nlvsd_metrics = 127.0.0.1:9747")
+    p1, p2 = pair(lan, tmp_path, extra=extra)
+    d1, d2 = lan["d1"].ns, lan["d2"].ns
+    state = "piranha_pulse_state"
+    with running(p1, p2):
+        p1.start()
+        p2.start()
+        wait_for("d1 master and d2 backup in their metrics",
+                 lambda: (metric(scrape(d1, 9748), state), metric(scrape(d2, 9748), state))
+                 == (2, 1), 30)
+        wait_for("heartbeats counted both ways",
+                 lambda: all(metric(scrape(ns, 9748), "piranha_pulse_heartbeats_received_total")
+                             for ns in (d1, d2)), 20)
+        assert metric(scrape(d2, 9748), "piranha_pulse_partner_last_seen_timestamp_seconds") \
+            > time.time() - 60
+        wait_for("d1's lvsd serving its metrics",
+                 lambda: metric(scrape(d1, 9747), "piranha_lvsd_reconciles_total"), 30)
+        forge(lan)
+        wait_for("the forgeries counted by reason", lambda: metric(
+            scrape(d2, 9748), "piranha_pulse_heartbeats_rejected_total", reason="bad_mac"), 20)
+        assert metric(scrape(d2, 9748), "piranha_pulse_heartbeats_rejected_total",
+                      reason="not_authenticated")
+        assert metric(scrape(d2, 9748), state) == 1  # no takeover
+        p1.crash()
+        wait_for("d2 master in its metrics", lambda: metric(scrape(d2, 9748), state) == 2, 20)
+        assert metric(scrape(d2, 9748), "piranha_pulse_transitions_total", state="active") == 1
+        assert metric(scrape(d2, 9748), "piranha_pulse_lvsd_up") == 1
