@@ -1,11 +1,13 @@
 """A real Prometheus (Debian's package) scrapes pulse and lvsd on two directors in namespaces
 and evaluates the shipped alert rules (their ``for:`` waits shortened): a real server dies and
 ``PiranhaRealServerDown`` fires; the primary dies and ``PiranhaPulseDown`` fires while the
-backup's state series goes from 1 (backup) to 2 (master). lvsd runs on its in-memory table
+backup's state series goes from 1 (backup) to 2 (master). Every query of the shipped Grafana
+dashboard must return data. lvsd runs on its in-memory table
 here (no IPVS on the host); the checks, heartbeats and failover are real."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -92,6 +94,12 @@ def test_a_real_prometheus_sees_the_alerts_fire_and_the_failover_in_the_series(
             wait_for("rs1 up in Prometheus", lambda: value(prom, rs1_up) == 1, 60, step=0.5,
                      show=lambda: prom.query("piranha_realserver_up"))
             assert not firing(prom, "PiranhaRealServerDown")
+            # every query of the shipped Grafana dashboard is valid PromQL with data behind it
+            dashboard = json.loads((ROOT / "contrib/grafana/piranha-dashboard.json").read_text())
+            exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+            wait_for("data behind every dashboard query",
+                     lambda: all(prom.query(e) for e in exprs), 60, step=1,
+                     show=lambda: [e for e in exprs if not prom.query(e)])
 
             rs1.close()
             wait_for("PiranhaRealServerDown firing for rs1",
