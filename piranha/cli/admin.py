@@ -110,6 +110,30 @@ def enable(virtual: str, server: str, socket_path: str) -> None:
     _send(socket_path, {"cmd": "enable", "virtual": virtual, "server": server})
 
 
+@cli.command()
+@click.option("--count", type=click.IntRange(min=1), default=None,
+              help="exit after this many events")
+@_SOCKET
+def events(count: int | None, socket_path: str) -> None:
+    """Stream lvsd's events as JSON lines: health changes, drains done, reloads, nanny deaths.
+
+    Runs until lvsd stops (or --count events came); for scripts that react to changes
+    instead of polling `piranha status`.
+    """
+    from piranha.lvsd import control
+
+    seen = 0
+    try:
+        for text in control.watch(socket_path):
+            click.echo(text)
+            seen += 1
+            if count is not None and seen >= count:
+                return
+    except OSError as exc:
+        click.echo(f"piranha: cannot watch lvsd at {socket_path}: {exc}", err=True)
+        raise SystemExit(1) from None
+
+
 def _send(path: str, payload: dict[str, object]) -> None:
     from piranha.lvsd import control
 

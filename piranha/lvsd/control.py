@@ -6,7 +6,9 @@ reads ONE JSON object back, and the connection closes::
     {"cmd": "drain", "virtual": "web", "server": "web1", "timeout": 300}
     {"ok": true, "message": "web/web1 10.0.0.11:80: draining (deadline in 300 s)"}
 
-Commands: ``drain`` (``timeout`` optional, seconds), ``enable``, ``ping``. The socket file is
+Commands: ``drain`` (``timeout`` optional, seconds), ``enable``, ``ping``, and ``watch``: the
+answer is followed by one line per event while the connection lasts (:mod:`piranha.lvsd.events`).
+The socket file is
 mode 0600 and every peer's uid is checked (SO_PEERCRED): root, or lvsd's own user.
 """
 
@@ -18,19 +20,20 @@ import os
 import selectors
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from piranha import defaults
 from piranha.errors import PiranhaError
+from piranha.lvsd.events import Watchers
 from piranha.text import JsonError, strict_json
 
 DEFAULT_PATH = defaults.LVSD_SOCKET
 MAX_REQUEST = 4096
 #: default drain deadline, seconds
 DRAIN_TIMEOUT = defaults.DRAIN_TIMEOUT
-COMMANDS = ("drain", "enable", "ping")
+COMMANDS = ("drain", "enable", "ping", "watch")
 
 
 class RequestError(PiranhaError, ValueError):
@@ -56,8 +59,8 @@ def parse(line: bytes) -> Request:
     if not isinstance(data, dict) or data.get("cmd") not in COMMANDS:
         raise RequestError(f"unknown command (expected one of {', '.join(COMMANDS)})")
     cmd = data["cmd"]
-    if cmd == "ping":
-        return Request("ping")
+    if cmd in ("ping", "watch"):
+        return Request(cmd)
     virtual, server = data.get("virtual"), data.get("server")
     if not isinstance(virtual, str) or not isinstance(server, str) or not virtual or not server:
         raise RequestError(f"{cmd} needs 'virtual' and 'server' (names or addresses)")
@@ -115,8 +118,9 @@ class Clients:
 
     def __init__(self, sel: selectors.BaseSelector,
                  dispatch: Callable[[Request], tuple[bool, str]], clock: Callable[[], float],
-                 limit: int = MAX_CLIENTS, deadline: float = REQUEST_DEADLINE) -> None:
-        self.sel, self.dispatch, self.clock = sel, dispatch, clock
+                 limit: int = MAX_CLIENTS, deadline: float = REQUEST_DEADLINE,
+                 watchers: Watchers | None = None) -> None:
+        self.sel, self.dispatch, self.clock, self.watchers = sel, dispatch, clock, watchers
         self.limit, self.deadline = limit, deadline
         self._open: dict[int, _Client] = {}
 
@@ -155,10 +159,16 @@ class Clients:
             return
         self._drop(client)
         try:
-            ok, message = self.dispatch(parse(client.data.split(b"\n", 1)[0]))
+            req = parse(client.data.split(b"\n", 1)[0])
         except RequestError as exc:
-            ok, message = False, str(exc)
-        _answer(conn, ok, message)
+            _answer(conn, False, str(exc))
+            return
+        if req.cmd != "watch":
+            _answer(conn, *self.dispatch(req))
+        elif self.watchers is None or self.watchers.full():
+            _answer(conn, False, "busy: no more watchers at once")
+        else:
+            self.watchers.add(conn, reply(True, "watching: one JSON line per event follows"))
 
     def expire(self) -> None:
         """Close the connections whose deadline passed."""
@@ -208,3 +218,20 @@ def request(path: str, payload: dict[str, Any], timeout: float = 10.0) -> dict[s
     if not isinstance(data.get("ok"), bool):
         raise OSError(f"lvsd gave no valid answer: {answer!r}")
     return data
+
+
+def watch(path: str, timeout: float = 10.0) -> Iterator[str]:
+    """Watch lvsd at ``path``: each event line as it comes, until lvsd closes (OSError when
+    lvsd is not there or refuses)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(b'{"cmd": "watch"}\n')
+        stream = sock.makefile("rb")
+        first = stream.readline(MAX_REQUEST)
+        answer = json.loads(first.decode("utf-8")) if first else {}
+        if answer.get("ok") is not True:
+            raise OSError(answer.get("message") or f"lvsd gave no valid answer: {first!r}")
+        sock.settimeout(None)  # events come when they happen
+        for raw in stream:
+            yield raw.decode("ascii", "replace").rstrip("\n")

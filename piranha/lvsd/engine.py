@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from piranha.health.check import CheckSpec
 from piranha.health.report import DestId, HealthReport
@@ -47,6 +47,10 @@ from piranha.supervise.runner import ProcessRunner, exit_text
 SORRY_GRACE_MARGIN = 0.5
 NannyMain = Callable[[CheckSpec, "int | None"], tuple[Main, Iterable[int]]]
 Clock = Callable[[], float]
+
+
+#: events kept for the loop at most
+MAX_EVENTS = 10000
 
 
 class Log(Protocol):
@@ -114,6 +118,8 @@ class Engine:
         self.reloads = 0
         #: kernel changes made although lvsd wanted nothing new (a hand edit, a flush)
         self.drift_repairs = 0
+        #: what watchers of the control socket are told (the loop takes them every turn)
+        self.events: list[dict[str, Any]] = []
         self.stopped = False
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -164,6 +170,7 @@ class Engine:
         self.cluster, self.specs, self.where = new, new_specs, entry_keys(new)
         self.retired |= owned_keys(old) - owned_keys(new)
         self.reloads += 1
+        self._emit({"event": "reload", "time": self.wall(), "servers": len(new_specs)})
         self._set_timeouts(old)
         self._start_grace(new, now, only_new=old)
         self.supervisor.start_many(restart, now)
@@ -189,7 +196,10 @@ class Engine:
                 self.health.set(dest, replace(old, reason=report.reason, reported=True))
             return False
         self.health.set(dest, new)
-        self.log.info(transition_line(self.specs[dest], old, new))
+        spec = self.specs[dest]
+        self.log.info(transition_line(spec, old, new))
+        self._event("health", spec, {"from": old.state.value, "to": new.state.value,
+                                     "weight": new.weight, "reason": new.reason})
         return True
 
     def on_exit(self, pid: int, status: int) -> bool:
@@ -199,6 +209,9 @@ class Engine:
             return False
         spec = self.specs[ended.key]
         who = f"{spec.vs_name}/{spec.rs_name}"
+        self._event("nanny", spec, {"exit": exit_text(status),
+                                    "restart_in": None if self.cluster.hard_shutdown
+                                    else ended.restart_in})
         if self.cluster.hard_shutdown:
             self.log.error(f"nanny for child {who} died ({exit_text(status)})! "
                            "shutting down lvs (hard_shutdown = 1)")
@@ -259,6 +272,7 @@ class Engine:
         for dest in self.drains.finish(decision.finished):
             spec = self.specs[dest]
             self.log.info(f"rs={spec.target} vs={spec.vs_name} drained: entry removed")
+            self._event("drained", spec, {})
         if applied and decision.want == self.want:  # nothing new was wanted: the kernel drifted
             self.drift_repairs += len(applied)
         self.want, self.table = decision.want, table
@@ -289,7 +303,21 @@ class Engine:
                           self.health.view(), self.drains.view(), self.supervisor.get,
                           self.table, self.want, self.started, self.applier.ops_applied)
 
+    def take_events(self) -> list[dict[str, Any]]:
+        """The events since the last call."""
+        events, self.events = self.events, []
+        return events
+
     # -- helpers ------------------------------------------------------------------------------
+
+    def _event(self, kind: str, spec: CheckSpec, fields: dict[str, Any]) -> None:
+        self._emit({"event": kind, "time": self.wall(), "virtual": spec.vs_name,
+                    "server": spec.rs_name, "address": str(spec.target), **fields})
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        if len(self.events) >= MAX_EVENTS:  # nobody took them (an engine outside the loop)
+            del self.events[:MAX_EVENTS // 2]
+        self.events.append(event)
 
     def _make_nanny(self, dest: DestId) -> tuple[Main, Iterable[int]]:
         health = self.health.get(dest)

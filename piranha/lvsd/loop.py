@@ -29,6 +29,7 @@ from piranha.errors import ConfigErrors
 from piranha.health.report import ReportError, decode
 from piranha.lvsd import control, statefile
 from piranha.lvsd.engine import Engine
+from piranha.lvsd.events import Watchers
 from piranha.lvsd.view import snapshot
 from piranha.ratelimit import LogLimiter
 from piranha.supervise.runner import ProcessRunner
@@ -69,7 +70,8 @@ class Daemon:
         self.published: tuple[int, ...] | None = None
         self.kept: tuple[object, ...] | None = None
         self.sel = selectors.DefaultSelector()
-        self.clients = control.Clients(self.sel, engine.control, clock)
+        self.watchers = Watchers(self.sel)
+        self.clients = control.Clients(self.sel, engine.control, clock, watchers=self.watchers)
         self.wake_r = -1
 
     def run(self) -> int:
@@ -125,7 +127,7 @@ class Daemon:
         signums: list[int] = []
         reported = False
         events = self.sel.select(timeout)
-        for key, _ in events:
+        for key, mask in events:
             if key.fd == self.wake_r:
                 with contextlib.suppress(BlockingIOError):
                     signums += list(os.read(self.wake_r, 256))
@@ -135,6 +137,8 @@ class Daemon:
                 self.clients.accept(self.listener)
             elif key.data is self.clients:
                 self.clients.readable(key.fileobj)
+            elif key.data is self.watchers:
+                self.watchers.ready(key.fileobj, mask)
         self.clients.expire()
         return signums, reported, bool(events)
 
@@ -195,6 +199,7 @@ class Daemon:
             with contextlib.suppress(OSError):
                 os.unlink(self.status_path)
         self.clients.close()
+        self.watchers.close()
         if self.listener is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self.listener.getsockname())
@@ -208,8 +213,10 @@ class Daemon:
         self.sel.register(self.wake_r, selectors.EVENT_READ)
 
     def _publish(self) -> None:
-        """Persist the state file, rewrite the status snapshot and hand the metrics endpoint
-        a new sample, each only if what it shows changed."""
+        """Send the turn's events to the watchers, persist the state file, rewrite the status
+        snapshot and hand the metrics endpoint a new sample, each only if what it shows
+        changed."""
+        self.watchers.publish(self.engine.take_events())
         kept = self.engine.state_generation()
         # building the state means every owned key: not every turn; a failed write is retried
         if kept != self.kept and self.keeper.keep(self.engine.saved_state()):

@@ -366,3 +366,45 @@ def test_a_metrics_port_in_use_stops_lvsd_before_it_touches_anything(tmp_path) -
            "use" in proc.stdout + proc.stderr
     assert not (tmp_path / "status.json").exists()  # no reconcile ran
     busy.stop()
+
+
+def test_watchers_get_each_health_change_as_a_json_line(lvsd_factory) -> None:
+    web1 = Listener()
+    lvsd = lvsd_factory(config(web1.port, closed_port()))
+    wait("web1 UP", lambda: lvsd.servers()["web1"]["state"] == "UP", 10)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(20)
+        sock.connect(str(lvsd.sock))
+        sock.sendall(b'{"cmd": "watch"}\n')
+        stream = sock.makefile("rb")
+        assert json.loads(stream.readline())["ok"] is True  # registered from here on
+        web1.stop()
+        event = json.loads(stream.readline())
+    assert (event["event"], event["virtual"], event["server"]) == ("health", "web", "web1")
+    assert (event["from"], event["to"], event["weight"]) == ("UP", "DOWN", None)
+    assert event["address"] == f"127.0.0.1:{web1.port}" and event["reason"]
+
+    # the CLI: `piranha events --count 1` prints the first change it sees, then exits
+    cli_proc = subprocess.Popen(
+        [sys.executable, "-c", "from piranha.cli.admin import main; main()", "events",
+         "--count", "1", "--socket", str(lvsd.sock)], stdout=subprocess.PIPE, text=True,
+        cwd=ROOT)
+    port = web1.port
+    up = False
+
+    def changed() -> bool:  # flip web1 until the CLI, once watching, has seen a change
+        nonlocal web1, up
+        if cli_proc.poll() is not None:
+            return True
+        if up:
+            web1.stop()
+        else:
+            web1 = Listener(port)
+        up = not up
+        return False
+
+    wait("piranha events printing a change", changed, 60)
+    out = cli_proc.stdout.read()
+    assert cli_proc.returncode == 0, out
+    assert json.loads(out)["server"] == "web1"
+    web1.stop()
