@@ -70,6 +70,10 @@ class Family:
         """A sample; ``label_text`` from :func:`labels`."""
         self.lines.append(f"{self.name}{label_text} {number(value)}")
 
+    def add_as(self, suffix: str, label_text: str, value: float) -> None:
+        """A sample of a summary's or histogram's series (``_count``, ``_sum``, ``_bucket``)."""
+        self.lines.append(f"{self.name}{suffix}{label_text} {number(value)}")
+
     def extend(self, samples: Iterable[tuple[str, float]]) -> None:
         """Many samples (the fast path: integers need no :func:`number`)."""
         name = self.name

@@ -34,7 +34,7 @@ from ipaddress import ip_address
 
 from piranha.health.check import CheckSpec
 from piranha.health.nannyloop import NannyLoop
-from piranha.health.report import DestId, HealthReport, encode
+from piranha.health.report import DestId, HealthReport, StatsReport, encode, encode_stats
 from piranha.health.types import ServerState
 from piranha.health.weights import load_argv, parse_load, parse_ruptime
 from piranha.model import ServiceProtocol
@@ -80,6 +80,12 @@ class DatagramSender:
     def __call__(self, report: HealthReport) -> None:
         self.backlog.append(encode(report).encode("ascii"))
         self.flush()
+
+    def stats(self, report: StatsReport) -> None:
+        """Send check counts now or never: the next ones carry them too (cumulative)."""
+        if not self.backlog:
+            with contextlib.suppress(BlockingIOError):
+                self.sock.send(encode_stats(report).encode("ascii"), socket.MSG_DONTWAIT)
 
     def flush(self) -> None:
         """Send what is queued until lvsd's receive queue is full."""
@@ -133,7 +139,7 @@ def build(spec: CheckSpec, adopt: int | None, sock: socket.socket) -> tuple[Nann
     """The loop and the report sender of a nanny checking ``spec``, reporting on ``sock``."""
     sender = DatagramSender(sock)
     loop = NannyLoop(spec, spec.tracker(adopt), spec.probe(), sender, time.monotonic,
-                     load_reader(spec))
+                     load_reader(spec), sender.stats)
     return loop, sender
 
 

@@ -23,6 +23,7 @@ from ipaddress import ip_address
 from typing import Any
 
 from piranha.errors import PiranhaError
+from piranha.health.stats import BUCKETS, REASONS, CheckStats
 from piranha.health.tracker import Transition
 from piranha.health.types import IPAddress, ServerState, Target
 from piranha.model import RealServer, ServiceProtocol, VirtualServer
@@ -34,6 +35,10 @@ MAX_LINE = 4096
 MAX_WEIGHT = 65535
 _KEYS = {"v", "dest", "state", "weight", "reason", "at"}
 _DEST_KEYS = {"vip", "vport", "proto", "fwmark", "rip", "rport"}
+_STATS_KEYS = {"v", "kind", "dest", "checks", "failures", "duration", "duration_sum",
+               "lateness", "lateness_sum", "last_ok", "at"}
+#: the largest count a stats report may carry (exact in a JSON number)
+MAX_COUNT = 2**53
 
 
 class ReportError(PiranhaError):
@@ -103,6 +108,64 @@ class HealthReport:
         return cls(dest, transition.new, transition.weight, transition.reason, transition.at)
 
 
+@dataclass(frozen=True)
+class StatsReport:
+    """A nanny's cumulative check counts (:mod:`piranha.health.stats`), sent every
+    ``STATS_EVERY`` seconds; wire form: ``"kind": "stats"`` plus the counts."""
+
+    dest: DestId
+    stats: CheckStats
+    at: float
+
+
+def encode_stats(report: StatsReport) -> str:
+    """One line carrying ``report`` (a few hundred bytes: always under MAX_LINE)."""
+    st = report.stats
+    body = {"v": VERSION, "kind": "stats", "dest": _dest_dict(report.dest),
+            "checks": st.checks, "failures": list(st.failures), "duration": list(st.duration),
+            "duration_sum": st.duration_sum, "lateness": list(st.lateness),
+            "lateness_sum": st.lateness_sum, "last_ok": st.last_ok, "at": report.at}
+    return json.dumps(body, sort_keys=True, ensure_ascii=True, allow_nan=False,
+                      separators=(",", ":")) + "\n"
+
+
+def decode_message(line: str | bytes) -> HealthReport | StatsReport:
+    """A transition report or a stats report; ReportError if malformed."""
+    fields = _load(line)
+    try:
+        return _build_stats(fields) if fields.get("kind") == "stats" else _build(fields)
+    except _Bad as bad:
+        raise ReportError(str(bad), line) from None
+
+
+def _build_stats(data: dict[str, Any]) -> StatsReport:
+    _keys(data, _STATS_KEYS, "stats")
+    if type(data["v"]) is not int or data["v"] != VERSION:
+        raise _Bad(f"v: unsupported version {data['v']!r} (expected {VERSION})")
+    last_ok = None if data["last_ok"] is None else _time(data["last_ok"], "last_ok")
+    stats = CheckStats(
+        _int(data["checks"], "checks", 0, MAX_COUNT),
+        _counts(data["failures"], "failures", len(REASONS)),
+        _counts(data["duration"], "duration", len(BUCKETS) + 1),
+        _seconds(data["duration_sum"], "duration_sum"),
+        _counts(data["lateness"], "lateness", len(BUCKETS) + 1),
+        _seconds(data["lateness_sum"], "lateness_sum"), last_ok)
+    return StatsReport(_dest(data["dest"]), stats, _time(data["at"]))
+
+
+def _counts(value: Any, name: str, length: int) -> tuple[int, ...]:
+    if not isinstance(value, list) or len(value) != length:
+        raise _Bad(f"{name}: expected a list of {length} counts, found {value!r}")
+    return tuple(_int(v, name, 0, MAX_COUNT) for v in value)
+
+
+def _seconds(value: Any, name: str) -> float:
+    seconds = _time(value, name)
+    if seconds < 0:
+        raise _Bad(f"{name}: expected seconds >= 0, found {value!r}")
+    return seconds
+
+
 def encode(report: HealthReport) -> str:
     """One line (newline included, at most MAX_LINE bytes) carrying ``report``."""
     line = _dump(report, report.reason)
@@ -129,18 +192,21 @@ def decode(line: str | bytes) -> HealthReport:
 
 
 def _dump(report: HealthReport, reason: str) -> str:
-    dest = report.dest
     body = {
         "v": VERSION,
-        "dest": {"vip": None if dest.vip is None else str(dest.vip), "vport": dest.vport,
-                 "proto": dest.protocol.value, "fwmark": dest.fwmark,
-                 "rip": str(dest.rip), "rport": dest.rport},
+        "dest": _dest_dict(report.dest),
         "state": report.state.value, "weight": report.weight,
         "reason": reason, "at": report.at,
     }
     text = json.dumps(body, sort_keys=True, ensure_ascii=True, allow_nan=False,
                       separators=(",", ":"))
     return text + "\n"
+
+
+def _dest_dict(dest: DestId) -> dict[str, Any]:
+    return {"vip": None if dest.vip is None else str(dest.vip), "vport": dest.vport,
+            "proto": dest.protocol.value, "fwmark": dest.fwmark, "rip": str(dest.rip),
+            "rport": dest.rport}
 
 
 class _Bad(PiranhaError):
@@ -237,9 +303,9 @@ def _weight(value: Any, state: ServerState) -> int | None:
     return weight
 
 
-def _time(value: Any) -> float:
+def _time(value: Any, name: str = "at") -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _Bad(f"at: expected a finite number of seconds, found {value!r}")
+        raise _Bad(f"{name}: expected a finite number of seconds, found {value!r}")
     return float(value)
 
 

@@ -26,7 +26,8 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from piranha.health.check import CheckSpec
-from piranha.health.report import DestId, HealthReport
+from piranha.health.report import DestId, HealthReport, StatsReport
+from piranha.health.stats import CheckStats
 from piranha.health.types import ServerState
 from piranha.ipvs.backend import IpvsBackend
 from piranha.ipvs.types import DelService, DestKey, Op, ServiceKey, Table
@@ -118,6 +119,10 @@ class Engine:
         self.reloads = 0
         #: kernel changes made although lvsd wanted nothing new (a hand edit, a flush)
         self.drift_repairs = 0
+        #: each real server's check counts: its nanny's pid, what its predecessors counted,
+        #: and everything counted (the metrics show the totals; they never go backwards)
+        self.checks: dict[DestId, tuple[int, CheckStats, CheckStats]] = {}
+        self.check_totals: dict[DestId, CheckStats] = {}
         #: what watchers of the control socket are told (the loop takes them every turn)
         self.events: list[dict[str, Any]] = []
         self.stopped = False
@@ -156,6 +161,8 @@ class Engine:
         for dest in old_specs.keys() - new_specs.keys():
             self.supervisor.stop(dest, now)
             self.health.drop(dest)
+            self.checks.pop(dest, None)
+            self.check_totals.pop(dest, None)
         self.drains.keep_only(new_specs)
         restart = []
         for dest, spec in new_specs.items():
@@ -200,6 +207,23 @@ class Engine:
         self.log.info(transition_line(spec, old, new))
         self._event("health", spec, {"from": old.state.value, "to": new.state.value,
                                      "weight": new.weight, "reason": new.reason})
+        return True
+
+    def on_stats(self, pid: int, report: StatsReport) -> bool:
+        """Take a nanny's check counts; False (ignored) if not from that server's nanny."""
+        dest = self.supervisor.key_of(pid)
+        if dest != report.dest:
+            return False
+        held = self.checks.get(dest)
+        if held is None:
+            before = CheckStats()
+        elif held[0] != pid:  # a new nanny counts from zero: keep its predecessors' counts
+            before = held[2]
+        else:
+            before = held[1]
+        total = before.plus(report.stats)
+        self.checks[dest] = (pid, before, total)
+        self.check_totals[dest] = total
         return True
 
     def on_exit(self, pid: int, status: int) -> bool:

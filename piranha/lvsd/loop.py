@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from piranha.config import LoadResult
 from piranha.errors import ConfigErrors
-from piranha.health.report import ReportError, decode
+from piranha.health.report import HealthReport, ReportError, decode_message
 from piranha.lvsd import control, statefile
 from piranha.lvsd.engine import Engine
 from piranha.lvsd.events import Watchers
@@ -65,6 +65,7 @@ class Daemon:
         self.on_ready = on_ready
         self.exporter = exporter
         self.sampled: tuple[object, ...] | None = None
+        self.stats_seen = 0  # check-count reports taken (they move the metrics, not the table)
         self.keeper = statefile.Keeper(state_path, log.error, log.info)
         self.bad_reports = LogLimiter(clock)
         self.published: tuple[int, ...] | None = None
@@ -152,14 +153,17 @@ class Daemon:
             pid = next((_CREDS.unpack(d[:_CREDS.size])[0] for lvl, typ, d in ancdata
                         if lvl == socket.SOL_SOCKET and typ == socket.SCM_CREDENTIALS), 0)
             try:
-                report = decode(data)
+                report = decode_message(data)
             except ReportError as exc:
                 text = self.bad_reports.line("report",
                                              f"pid {pid}: {exc}: {exc.line!r}")
                 if text is not None:
                     self.log.warning(text)
                 continue
-            changed = self.engine.on_report(pid, report) or changed
+            if isinstance(report, HealthReport):
+                changed = self.engine.on_report(pid, report) or changed
+            else:
+                self.stats_seen += self.engine.on_stats(pid, report)
         return changed
 
     def _reload(self) -> None:
@@ -223,7 +227,7 @@ class Daemon:
             self.kept = kept
         generation = self.engine.generation()
         # every reconcile dumps a new table (fresh IPVS counters): a new sample for scrapes
-        sampled = (generation, id(self.engine.table))
+        sampled = (generation, id(self.engine.table), self.stats_seen)
         if self.exporter is not None and sampled != self.sampled:
             self.sampled = sampled
             self.exporter.publish(self.engine)

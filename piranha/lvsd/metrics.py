@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from piranha.health.check import CheckSpec
 from piranha.health.report import DestId
+from piranha.health.stats import BUCKETS, REASONS, CheckStats
 from piranha.health.types import ServerState
 from piranha.ipvs.types import Dest, DestKey, Proto, ServiceKey, Table
 from piranha.lvsd.book import Health
@@ -65,6 +66,10 @@ class Sample:
     want: Table
     started: float
     counters: Counters = field(default_factory=Counters)
+    #: check counts of each real server (nannies send them every STATS_EVERY seconds)
+    checks: Mapping[DestId, CheckStats] = field(default_factory=dict)
+    #: wall clock minus the monotonic clock the nannies stamp their last success with
+    wall_offset: float = 0.0
 
 
 def sample_of(engine: Engine) -> Sample:
@@ -75,7 +80,8 @@ def sample_of(engine: Engine) -> Sample:
                   engine.drains.copy(), engine.supervisor.restart_counts(),
                   engine.table, engine.want, engine.started,
                   Counters(applier.ops_applied, applier.op_errors, applier.reconciles,
-                           engine.drift_repairs, engine.reloads))
+                           engine.drift_repairs, engine.reloads),
+                  engine.check_totals.copy(), engine.wall() - engine.clock())
 
 
 def endpoint() -> Endpoint[Sample]:
@@ -155,6 +161,7 @@ class Renderer:
         layout = self.layout(sample)
         yield from _ipvs(sample, layout)
         yield from _checks(sample, layout)
+        yield from _check_counts(sample, layout)
         yield from _director(sample)
 
 
@@ -264,6 +271,51 @@ def _check_rows(dest: DestId, w: int | None, vs_name: str, text: str,
     count = counts.setdefault(vs_name, [0, 0])
     count[0] += 1
     count[1] += in_rotation
+
+
+def _check_counts(sample: Sample, layout: Layout) -> Iterator[Family]:
+    """Per real server: check duration and lateness (count and sum), failures by reason
+    (the reasons seen so far), last success; per virtual server: the duration histogram."""
+    duration = Family("piranha_check_duration_seconds", "summary",
+                      "How long the real server's health checks took")
+    lateness = Family("piranha_check_lateness_seconds", "summary",
+                      "How far the real server's health checks ran behind their schedule")
+    failures = Family("piranha_check_failures", "counter",
+                      "Failed health checks by reason (refused, timeout, unexpected_reply, "
+                      "error, program)")
+    last_ok = Family("piranha_realserver_last_success_timestamp_seconds", "gauge",
+                     "When the real server last passed its health check (Unix time)")
+    histogram = Family("piranha_virtual_check_duration_seconds", "histogram",
+                       "How long the health checks of a virtual server's real servers took")
+    checks, offset = sample.checks, sample.wall_offset
+    per_virtual: dict[str, list[float]] = {}
+    for group in layout.checks.values():
+        for dest, _at, vs_name, text, _states in group:
+            st = checks.get(dest)
+            if st is None:
+                continue
+            duration.add_as("_count", text, st.checks)
+            duration.add_as("_sum", text, st.duration_sum)
+            lateness.add_as("_count", text, st.checks)
+            lateness.add_as("_sum", text, st.lateness_sum)
+            for reason, count in zip(REASONS, st.failures, strict=True):
+                if count:
+                    failures.add(f'{text[:-1]},reason="{reason}"}}', count)
+            if st.last_ok is not None:
+                last_ok.add(text, st.last_ok + offset)
+            acc = per_virtual.setdefault(vs_name, [0.0] * (len(BUCKETS) + 2))
+            for i, count in enumerate(st.duration):
+                acc[i] += count
+            acc[-1] += st.duration_sum
+    for vs_name, acc in per_virtual.items():
+        head = labels(("virtual_server",), (vs_name,))[:-1]
+        running = 0
+        for bound, in_bucket in zip((*map(repr, BUCKETS), "+Inf"), acc[:-1], strict=True):
+            running += int(in_bucket)
+            histogram.add_as("_bucket", f'{head},le="{bound}"}}', running)
+        histogram.add_as("_count", head + "}", running)
+        histogram.add_as("_sum", head + "}", acc[-1])
+    yield from (duration, lateness, failures, last_ok, histogram)
 
 
 def _director(sample: Sample) -> Iterator[Family]:

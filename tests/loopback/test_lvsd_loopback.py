@@ -325,10 +325,12 @@ def with_metrics(text: str, listen: str) -> str:
     return text.replace("hard_shutdown =", f"lvsd_metrics = {listen}\nhard_shutdown =", 1)
 
 
-def realserver_up(port: int, server: str) -> float | None:
+def realserver_up(port: int, server: str, name: str = "piranha_realserver_up",
+                  **labels: str) -> float | None:
     for family in text_string_to_metric_families(scrape(port)):
         for sample in family.samples:
-            if sample.name == "piranha_realserver_up" and sample.labels["server"] == server:
+            if sample.name == name and sample.labels.get("server") == server \
+                    and labels.items() <= sample.labels.items():
                 return sample.value
     return None
 
@@ -340,6 +342,12 @@ def test_the_metrics_endpoint_follows_health_and_passes_promtool(lvsd_factory) -
     wait("web1 up in a scrape", lambda: realserver_up(port, "web1") == 1, 10)
     assert realserver_up(port, "web2") == 0
     assert f"serving http://127.0.0.1:{port}/metrics" in lvsd.text()
+    # the nannies' own counts: checks that ran, and why web2's failed
+    wait("web1's checks counted", lambda: (realserver_up(
+        port, "web1", "piranha_check_duration_seconds_count") or 0) >= 1, 10)
+    assert realserver_up(port, "web2", "piranha_check_failures_total", reason="refused") >= 1
+    assert realserver_up(port, "web1", "piranha_realserver_last_success_timestamp_seconds") \
+        > time.time() - 60
     promtool = shutil.which("promtool")
     assert promtool, "promtool is missing: `make bootstrap` installs Debian's prometheus"
     lint = subprocess.run([promtool, "check", "metrics"], input=scrape(port), text=True,

@@ -132,9 +132,12 @@ def test_replayed_reflected_and_late_heartbeats_are_refused(count, gap):
                               max_leaves=20).map(lambda v: json.dumps(v).encode())))
 @example(b"[" * 100_000)
 @example(b'{"dest": ' + b"9" * 10_000 + b"}")
+@example(b'{"kind": "stats", "failures": [1e400], "v": 1}')
 def test_report_and_control_decoders_raise_only_their_own_errors(data):
     with contextlib.suppress(PiranhaError):
         report.decode(data)
+    with contextlib.suppress(PiranhaError):
+        report.decode_message(data)
     with contextlib.suppress(PiranhaError):
         control.parse(data)
 
