@@ -8,8 +8,9 @@ prometheus_client's ProcessCollector, appended to each scrape.
 A daemon's loop hands :meth:`Endpoint.publish` its state; ``take`` copies what a scrape needs
 (so the loop goes on changing its tables), and a scrape, on a server thread, renders the
 latest copy with ``render``: a scrape never waits for the loop nor touches the kernel.
-The server answers ``GET /metrics`` only, at most :data:`MAX_CLIENTS` at a time, and drops a
-client that sends nothing for :data:`CLIENT_TIMEOUT` seconds.
+The server answers ``GET /metrics`` only; it holds at most :data:`MAX_CLIENTS` connections
+(more are closed at once, so a connection flood costs no thread) and drops a client that sends
+nothing for :data:`CLIENT_TIMEOUT` seconds.
 """
 
 from __future__ import annotations
@@ -117,7 +118,8 @@ class Endpoint(Generic[S]):
         with self._lock:
             sample = self._sample
         ours = "" if sample is None else render(self._render(sample))
-        return ours.encode("utf-8", "surrogateescape") + generate_latest(self._process)
+        # "replace": an lvs.cf name with bytes that are not UTF-8 must not break the scrape
+        return ours.encode("utf-8", "replace") + generate_latest(self._process)
 
     def serve(self, where: Listen) -> None:
         """Listen on ``where`` (OSError if it cannot) and answer on threads of its own."""
@@ -128,8 +130,7 @@ class Endpoint(Generic[S]):
         """Listen on ``where`` (OSError if it cannot); nothing is answered before
         :meth:`start` (a daemon binds before it forks into the background, then starts)."""
         family = socket.AF_INET6 if where.address.version == 6 else socket.AF_INET
-        server_class = type("Server", (ThreadingHTTPServer,), {"address_family": family,
-                                                               "daemon_threads": True})
+        server_class = type("Server", (_Server,), {"address_family": family})
         self._server = server_class((str(where.address), where.port), _handler(self))
 
     def start(self) -> None:
@@ -154,9 +155,33 @@ class Endpoint(Generic[S]):
             self._server, self._serving = None, False
 
 
-def _handler(endpoint: Endpoint[Any]) -> type[BaseHTTPRequestHandler]:
-    slots = threading.BoundedSemaphore(MAX_CLIENTS)
+class _Server(ThreadingHTTPServer):
+    """A thread per connection, at most :data:`MAX_CLIENTS` of them."""
 
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]):
+        self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+def _handler(endpoint: Endpoint[Any]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         timeout = CLIENT_TIMEOUT  # a client that stalls loses its connection
         protocol_version = "HTTP/1.0"
@@ -165,13 +190,7 @@ def _handler(endpoint: Endpoint[Any]) -> type[BaseHTTPRequestHandler]:
             if self.path.split("?", 1)[0] != "/metrics":
                 self._reply(404, b"only /metrics is served here\n", "text/plain")
                 return
-            if not slots.acquire(blocking=False):
-                self._reply(503, b"too many scrapes at once\n", "text/plain")
-                return
-            try:
-                self._reply(200, endpoint.text(), CONTENT_TYPE)
-            finally:
-                slots.release()
+            self._reply(200, endpoint.text(), CONTENT_TYPE)
 
         def _reply(self, code: int, body: bytes, kind: str) -> None:
             self.send_response(code)

@@ -150,3 +150,35 @@ def test_lvsd_metrics_is_read_located_and_written_back():
         assert "lvs.cf:3:16: error: lvsd_metrics: expected [ADDRESS:]PORT" in str(exc.value)
         assert f"found '{bad}'" in str(exc.value)
     assert loads(head).cluster.lvsd_metrics is None  # off unless asked
+
+
+def test_the_endpoint_holds_at_most_max_clients_connections_and_drops_stalled_ones():
+    import socket
+    import urllib.request
+    from ipaddress import ip_address
+
+    from piranha.metrics import MAX_CLIENTS
+    from piranha.model import Listen
+
+    exporter = endpoint()
+    exporter.serve(Listen(ip_address("127.0.0.1"), 0))
+    url = f"http://127.0.0.1:{exporter.port}/metrics"
+    idle = [socket.create_connection(("127.0.0.1", exporter.port)) for _ in range(MAX_CLIENTS)]
+    try:
+        extra = socket.create_connection(("127.0.0.1", exporter.port), timeout=10)
+        extra.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        assert extra.recv(100) == b""  # closed at once: no thread spent on it
+        extra.close()
+    finally:
+        for s in idle:
+            s.close()
+
+    def answered() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as reply:
+                return b"process_cpu_seconds_total" in reply.read()
+        except OSError:
+            return False
+    from lab.patience import wait_for
+    wait_for("a scrape answered once the idle connections closed", answered, 10)
+    exporter.close()
